@@ -1,0 +1,136 @@
+"""Per-face quality: pose from landmarks, sharpness, exposure, and one 0–100 score.
+
+Pure numpy/OpenCV so it can be unit-tested and shared by the CPU and GPU paths.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Horizontal offset of the nose tip from the face midline, in inter-ocular distances, for a
+# head turned 45°: the nose tip stands roughly 0.55 eye-distances in front of the eye plane.
+_NOSE_DEPTH = 0.55
+# Where the nose tip sits between eye line (0) and mouth line (1) on a level, frontal face.
+_NOSE_LEVEL = 0.52
+
+
+@dataclass(frozen=True)
+class FaceQuality:
+    """The components of a face's quality, each in [0, 1], and the combined 0–100 score."""
+
+    detection: float
+    size: float
+    sharpness: float
+    pose: float
+    exposure: float
+    visibility: float
+    score: float
+
+
+def estimate_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
+    """Estimate (yaw, pitch, roll) in degrees from SCRFD's five landmarks.
+
+    Landmarks are left eye, right eye, nose tip, left and right mouth corner (x, y). This is a
+    geometric estimate, not a fitted 3-D head pose: good to tens of degrees, which is what a
+    frontal-versus-profile judgement needs. Yaw is positive when the nose points to the
+    image's right, pitch positive when the head tilts down.
+    """
+    pts = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    left_eye, right_eye = pts[0], pts[1]
+    eye_vec = right_eye - left_eye
+    roll = math.degrees(math.atan2(eye_vec[1], eye_vec[0]))
+    # Undo roll so that yaw and pitch are measured along the face's own axes.
+    c, s = math.cos(math.radians(-roll)), math.sin(math.radians(-roll))
+    rot = np.array([[c, -s], [s, c]])
+    centre = (left_eye + right_eye) / 2.0
+    p = (pts - centre) @ rot.T
+    eye_mid = (p[0] + p[1]) / 2.0
+    mouth_mid = (p[3] + p[4]) / 2.0
+    eye_dist = max(float(np.linalg.norm(p[1] - p[0])), 1e-6)
+    midline_x = (eye_mid[0] + mouth_mid[0]) / 2.0
+    offset = (p[2][0] - midline_x) / eye_dist
+    yaw = math.degrees(math.atan2(offset, _NOSE_DEPTH))
+    face_height = max(mouth_mid[1] - eye_mid[1], 1e-6)
+    level = (p[2][1] - eye_mid[1]) / face_height
+    pitch = math.degrees(math.atan2(level - _NOSE_LEVEL, 0.5))
+    return round(yaw, 2), round(pitch, 2), round(roll, 2)
+
+
+def laplacian_sharpness(image: np.ndarray) -> float:
+    """Variance of the Laplacian of a (face) image: high for crisp detail, low for blur.
+
+    Measure it on the 112×112 aligned face crop so faces of every size are compared at one
+    scale; a small face upsampled to that size reads as blurry, which it is.
+    """
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def mean_brightness(image: np.ndarray) -> float:
+    """Mean luma (0–255) of an image."""
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return float(gray.mean())
+
+
+def visible_fraction(bbox: np.ndarray, width: int, height: int) -> float:
+    """Fraction of a face box that lies inside the frame (SCRFD extrapolates cut-off faces)."""
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    area = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+    if area <= 0:
+        return 0.0
+    ix = max(0.0, min(x2, width) - max(x1, 0.0))
+    iy = max(0.0, min(y2, height) - max(y1, 0.0))
+    return float(min(1.0, ix * iy / area))
+
+
+def _ramp(value: float, low: float, high: float) -> float:
+    return float(min(1.0, max(0.0, (value - low) / (high - low))))
+
+
+def face_quality(
+    *,
+    det_score: float,
+    face_height_px: float,
+    sharpness: float,
+    yaw: float,
+    pitch: float,
+    brightness: float,
+    visible: float,
+) -> FaceQuality:
+    """Combine a face's measurements into components in [0, 1] and a 0–100 score.
+
+    The score is a weighted geometric mean, so one bad component (a profile, a blurred or dark
+    face, a face half out of frame) pulls the whole score down, as it would for a person
+    choosing a still; an arithmetic mean would let a large blurred face outscore a clean one.
+    """
+    detection = _ramp(det_score, 0.45, 0.85)
+    # 24 px faces are barely recognisable; 160 px and up are as good as it gets for a still.
+    size = _ramp(math.log2(max(face_height_px, 1.0)), math.log2(24), math.log2(160))
+    # Laplacian variance on the aligned crop: ~10 for heavy blur, several hundred when crisp.
+    sharp = _ramp(math.log10(max(sharpness, 1e-3)), 1.0, 2.6)
+    pose = max(0.0, 1.0 - (abs(yaw) / 60.0) ** 2) * max(0.0, 1.0 - (abs(pitch) / 50.0) ** 2)
+    exposure = min(_ramp(brightness, 25.0, 90.0), _ramp(255.0 - brightness, 15.0, 60.0))
+    visibility = _ramp(visible, 0.6, 0.98)
+    parts = (
+        (detection, 0.15),
+        (size, 0.2),
+        (sharp, 0.25),
+        (pose, 0.2),
+        (exposure, 0.1),
+        (visibility, 0.1),
+    )
+    log_score = sum(w * math.log(max(v, 0.02)) for v, w in parts) / sum(w for _, w in parts)
+    score = round(100.0 * math.exp(log_score), 2)
+    return FaceQuality(
+        detection=round(detection, 4),
+        size=round(size, 4),
+        sharpness=round(sharp, 4),
+        pose=round(pose, 4),
+        exposure=round(exposure, 4),
+        visibility=round(visibility, 4),
+        score=score,
+    )
