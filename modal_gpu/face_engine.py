@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from modal_gpu.model_packs import BUNDLED, default_model_root, ensure_model_pack
-from modal_gpu.video import SampledFrame
 from modal_gpu.quality import (
     estimate_pose,
     face_quality,
@@ -23,6 +22,7 @@ from modal_gpu.quality import (
     mean_brightness,
     visible_fraction,
 )
+from modal_gpu.video import SampledFrame
 
 
 @dataclass(frozen=True)

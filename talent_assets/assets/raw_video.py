@@ -1,0 +1,132 @@
+"""``raw_video``: find the object behind a partition, prove it is a video, record it."""
+
+import time
+from datetime import UTC, datetime
+
+import pyarrow as pa
+from dagster import (
+    AssetExecutionContext,
+    Backoff,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+
+from modal_gpu.video import VideoError, probe_video
+from talent_assets.partitions import videos_partitions
+from talent_assets.resources import TalentStorage
+from talent_assets.storage import ObjectNotFoundError, UnsafeKeyError
+from talent_assets.tables import VIDEOS_SCHEMA
+from talent_assets.video_cache import evict_video, fetch_video
+from talent_assets.video_id import is_video_key, video_id_for
+
+SOURCE_KEY_TAG = "talent/key"
+
+
+def resolve_source_key(
+    context: AssetExecutionContext, storage: TalentStorage, video_id: str
+) -> str:
+    """The object key of a partition.
+
+    Runs started by the sensor, the CLI or the API carry the key in a tag; a run started from
+    the UI falls back to the ``videos`` table, then to a listing of the video prefix. Either
+    way the key must hash to this partition, so a tag can never point a partition at another
+    object.
+    """
+    store = storage.input_store()
+    key = context.run.tags.get(SOURCE_KEY_TAG)
+    if key is None:
+        known = storage.tables().read("videos", video_id)
+        if known is not None and known.num_rows:
+            key = known["key"][0].as_py()
+    if key is None:
+        for info in store.list(storage.video_prefix):
+            if video_id_for(store.bucket, info.key, storage.video_prefix) == video_id:
+                key = info.key
+                break
+    if key is None:
+        raise Failure(
+            f"no object under {store.location(storage.video_prefix)} has video id {video_id}",
+            allow_retries=False,
+        )
+    if video_id_for(store.bucket, key, storage.video_prefix) != video_id:
+        raise Failure(f"key {key!r} does not belong to video id {video_id}", allow_retries=False)
+    return key
+
+
+@asset(
+    partitions_def=videos_partitions,
+    group_name="talent",
+    kinds={"s3", "parquet"},
+    retry_policy=RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL),
+    description=(
+        "The source video of one partition: located in S3, probed with PyAV (duration, fps, "
+        "size, codec, rotation, frames) and demuxed end to end so corrupt or truncated files "
+        "fail here. Writes the `videos` table row."
+    ),
+)
+def raw_video(context: AssetExecutionContext, storage: TalentStorage) -> MaterializeResult:
+    video_id = context.partition_key
+    started = time.perf_counter()
+    key = resolve_source_key(context, storage, video_id)
+    store = storage.input_store()
+    try:
+        head = store.head(key)
+    except ObjectNotFoundError:
+        raise Failure(f"missing object: {store.location(key)}", allow_retries=False) from None
+    except UnsafeKeyError as err:
+        raise Failure(str(err), allow_retries=False) from None
+    if not is_video_key(key):
+        raise Failure(f"not a video file name: {key!r}", allow_retries=False)
+    download_started = time.perf_counter()
+    path = fetch_video(store, key, head.etag)
+    download_s = time.perf_counter() - download_started
+    probe_started = time.perf_counter()
+    try:
+        info = probe_video(path)
+    except VideoError as err:
+        evict_video(store, key, head.etag)
+        raise Failure(f"{key}: {err}", allow_retries=False) from None
+    probe_s = time.perf_counter() - probe_started
+
+    row = {
+        "video_id": video_id,
+        "bucket": store.bucket,
+        "key": key,
+        "etag": head.etag,
+        "size_bytes": head.size,
+        **info.to_dict(),
+        "ingested_at": datetime.now(UTC),
+    }
+    location = storage.tables().write(
+        "videos", video_id, pa.Table.from_pylist([row], schema=VIDEOS_SCHEMA)
+    )
+    return MaterializeResult(
+        metadata={
+            "source": MetadataValue.text(store.location(key)),
+            "bucket": store.bucket,
+            "key": key,
+            "etag": head.etag,
+            "size_bytes": head.size,
+            "duration_s": info.duration_s,
+            "fps": info.fps,
+            "resolution": f"{info.width}x{info.height}",
+            "codec": info.codec,
+            "rotation": info.rotation,
+            "frames": info.frames,
+            "table": MetadataValue.path(location),
+            "download_s": round(download_s, 3),
+            "probe_s": round(probe_s, 3),
+            "wall_s": round(time.perf_counter() - started, 3),
+        }
+    )
+
+
+def recorded_video(storage: TalentStorage, video_id: str) -> dict:
+    """The ``videos`` row written by ``raw_video``; downstream assets start from it."""
+    table = storage.tables().read("videos", video_id)
+    if table is None or table.num_rows == 0:
+        raise Failure(f"raw_video has not been materialised for {video_id}", allow_retries=False)
+    return table.to_pylist()[0]

@@ -1,0 +1,173 @@
+"""``talent``: run the pipeline on one video, run the demo, and (later) the local stack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+EXIT_FAILED = 1
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr."""
+
+
+def _instance():
+    from dagster import DagsterInstance
+
+    # A real instance keeps run history when DAGSTER_HOME is set; otherwise an ephemeral one.
+    if os.environ.get("DAGSTER_HOME"):
+        return DagsterInstance.get()
+    return DagsterInstance.ephemeral()
+
+
+def _parse_s3(source: str) -> tuple[str, str]:
+    bucket, _, key = source[len("s3://") :].partition("/")
+    if not bucket or not key:
+        raise CliError(f"not an s3://bucket/key address: {source}")
+    return bucket, key
+
+
+def process_video(
+    source: str, *, out: Path | None, sample_fps: float | None, instance: Any = None
+) -> dict[str, Any]:
+    """Run the four assets for ``source`` (a local file or ``s3://bucket/key``).
+
+    Returns the manifest; raises :class:`CliError` with the run's one-line reason on failure.
+    """
+    from talent_assets.resources import TalentStorage, build_resources
+    from talent_assets.runner import process_partition
+    from talent_assets.settings import Settings
+    from talent_assets.storage import S3ObjectStore
+    from talent_assets.video_id import output_stem, video_id_for
+
+    settings = Settings.from_env()
+    if source.startswith("s3://"):
+        bucket, key = _parse_s3(source)
+        # The address names the bucket to use for this run (inputs and outputs).
+        settings = Settings(**{**settings.__dict__, "bucket": bucket})
+        local_input = None
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise CliError(f"no such file: {source}")
+        local_input = path.resolve()
+        key = local_input.name
+
+    if sample_fps is not None:
+        if sample_fps <= 0:
+            raise CliError("--sample-fps must be positive")
+        settings = Settings(**{**settings.__dict__, "sample_fps": sample_fps})
+    resources = build_resources(settings)
+    storage: TalentStorage = resources["storage"]  # type: ignore[assignment]
+    overrides: dict[str, Any] = {}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        overrides["local_output_dir"] = str(out.resolve())
+    if local_input is not None:
+        if out is not None:
+            overrides.update(local_input_dir=str(local_input.parent), video_prefix="")
+        else:
+            # No --out: the file goes to the bucket like any other video, then is processed.
+            key = f"{settings.video_prefix}{local_input.name}"
+            store = S3ObjectStore(storage.s3.get_client(), settings.bucket)
+            store.put_bytes(key, local_input.read_bytes(), "video/mp4")
+    if overrides:
+        # Resources are immutable config; build a new one rather than copying a model.
+        fields = {name: getattr(storage, name) for name in TalentStorage.model_fields}
+        storage = TalentStorage(**{**fields, **overrides})
+    detector = resources["detector"]
+
+    input_store = storage.input_store()
+    video_id = video_id_for(input_store.bucket, key, storage.video_prefix)
+    outcome = process_partition(
+        video_id,
+        key,
+        resources={"storage": storage, "detector": detector},
+        instance=instance or _instance(),
+    )
+    if not outcome.success:
+        raise CliError(outcome.message)
+    manifest_key = f"{storage.output_prefix}{output_stem(key, storage.video_prefix)}/manifest.json"
+    return json.loads(storage.output_store().get_bytes(manifest_key))
+
+
+def format_people(manifest: dict[str, Any]) -> str:
+    """A plain-text table of the people in a manifest."""
+    source = manifest["source"]
+    lines = [
+        f"{source['key']}: {manifest['people_found']} people "
+        f"({manifest['video']['duration_s']:.1f} s video, "
+        f"{manifest['metrics']['wall_s']:.1f} s to process)"
+    ]
+    if manifest["results"]:
+        lines.append(f"  {'person':>6}  {'time (s)':>8}  {'score':>5}  {'screen (s)':>10}  frame")
+    for r in manifest["results"]:
+        where = r.get("path") or f"s3://{source['bucket']}/{r['s3_key']}"
+        lines.append(
+            f"  {r['person_id']:>6}  {r['timestamp']:>8.1f}  {r['score']:>5.1f}  "
+            f"{r['screen_time']:>10.1f}  {where}"
+        )
+    return "\n".join(lines)
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    manifest = process_video(args.source, out=args.out, sample_fps=args.sample_fps)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+    else:
+        print(format_people(manifest))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from talent_assets.demo import run_demo
+
+    return run_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="talent", description="Find every person in a video and pick the best still."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    process = commands.add_parser(
+        "process", help="run the whole pipeline on one video (local file or s3://bucket/key)"
+    )
+    process.add_argument("source", help="a local video file or s3://bucket/key")
+    process.add_argument("--out", type=Path, help="write outputs to this folder, not to S3")
+    process.add_argument("--json", action="store_true", help="print exactly the manifest")
+    process.add_argument("--sample-fps", type=float, help="frames analysed per second")
+    process.set_defaults(func=_cmd_process)
+    demo = commands.add_parser(
+        "demo", help="end to end on the embedded default: local S3, Dagster, sample videos"
+    )
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``talent`` console script."""
+    args = build_parser().parse_args(argv)
+    # Dagster wants a writable home for its instance; keep a one-off run's scratch out of $PWD.
+    os.environ.setdefault("TALENT_CACHE_DIR", os.path.join(tempfile.gettempdir(), "talent-cache"))
+    try:
+        return args.func(args)
+    except CliError as err:
+        print(f"talent: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("talent: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the promise is one line, never a traceback
+        print(f"talent: error: {type(err).__name__}: {err}".splitlines()[0], file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Group a video's faces into people: face tracks first, then tracks into identities.
+
+A track links a face to the same person's face in the next sampled frames (boxes overlap and
+embeddings agree), so the unit that gets clustered is a short, confident stretch of one face
+rather than a single, possibly poor, detection. Tracks are clustered by average-linkage on
+cosine distance of their quality-weighted embeddings, with one hard rule: two tracks that are
+on screen in the same frame are different people and are never merged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+# Average-linkage cosine distance under which two tracks are one person, per model pack.
+# MobileFaceNet (bundled) embeddings are noisier than R50's (buffalo_l), so its cut is looser.
+CLUSTER_THRESHOLDS = {"bundled": 0.62, "buffalo_l": 0.60}
+DEFAULT_CLUSTER_THRESHOLD = 0.62
+
+
+@dataclass(frozen=True)
+class FaceArrays:
+    """The columns of ``face_detections`` that clustering needs, as numpy arrays."""
+
+    frame_index: np.ndarray  # (n,) int
+    face_index: np.ndarray  # (n,) int
+    timestamp_s: np.ndarray  # (n,) float
+    boxes: np.ndarray  # (n, 4) float
+    embeddings: np.ndarray  # (n, 512) float, L2-normalised
+    quality: np.ndarray  # (n,) float, 0–100
+
+    def __len__(self) -> int:
+        return len(self.frame_index)
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> FaceArrays:
+        """Columns of a ``face_detections`` table (in its row order)."""
+        n = table.num_rows
+
+        def matrix(column: str, width: int) -> np.ndarray:
+            flat = table[column].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            return flat.reshape(n, width).astype(np.float32)
+
+        return cls(
+            frame_index=table["frame_index"].to_numpy().astype(np.int64),
+            face_index=table["face_index"].to_numpy().astype(np.int64),
+            timestamp_s=table["timestamp_s"].to_numpy().astype(np.float64),
+            boxes=np.stack([table[c].to_numpy() for c in ("x1", "y1", "x2", "y2")], axis=1)
+            if n
+            else np.zeros((0, 4)),
+            embeddings=matrix("embedding", 512) if n else np.zeros((0, 512), np.float32),
+            quality=table["face_quality"].to_numpy().astype(np.float64),
+        )
+
+
+@dataclass(frozen=True)
+class ClusteringParams:
+    """Knobs of :func:`cluster_identities`; defaults suit 1–5 samples per second."""
+
+    threshold: float = DEFAULT_CLUSTER_THRESHOLD
+    track_iou: float = 0.2
+    track_similarity: float = 0.35
+    track_max_gap_s: float = 1.01
+    min_faces: int = 2
+    min_best_quality: float = 25.0
+
+
+@dataclass(frozen=True)
+class Clustering:
+    """Per-face track and person ids (``-1`` = noise), and each face's similarity to its person."""
+
+    track_id: np.ndarray
+    person_id: np.ndarray
+    similarity: np.ndarray
+    people: int
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes ``a`` (n, 4) and ``b`` (m, 4)."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def build_tracks(faces: FaceArrays, params: ClusteringParams) -> np.ndarray:
+    """Link faces frame to frame into tracks; returns a track id per face.
+
+    Greedy matching by IoU + embedding similarity against each live track's latest face. A
+    cut breaks tracks naturally (boxes jump), and the embedding test stops a track from
+    jumping to another person who steps into the same spot.
+    """
+    n = len(faces)
+    track_ids = np.full(n, -1, dtype=np.int32)
+    if n == 0:
+        return track_ids
+    order = np.lexsort((faces.face_index, faces.timestamp_s))
+    live: dict[int, int] = {}  # track id -> index of its latest face
+    next_track = 0
+    frames = faces.frame_index[order]
+    boundaries = np.flatnonzero(np.diff(frames)) + 1
+    for group in np.split(order, boundaries):
+        t = faces.timestamp_s[group[0]]
+        live = {
+            tid: i for tid, i in live.items() if t - faces.timestamp_s[i] <= params.track_max_gap_s
+        }
+        taken: set[int] = set()
+        if live:
+            tids = list(live)
+            last = np.array([live[tid] for tid in tids])
+            iou = box_iou(faces.boxes[group], faces.boxes[last])
+            sim = faces.embeddings[group] @ faces.embeddings[last].T
+            ok = (iou >= params.track_iou) & (sim >= params.track_similarity)
+            score = np.where(ok, iou + sim, -np.inf)
+            while np.isfinite(score).any():
+                gi, ti = np.unravel_index(np.argmax(score), score.shape)
+                face = group[gi]
+                track_ids[face] = tids[ti]
+                live[tids[ti]] = face
+                taken.add(face)
+                score[gi, :] = -np.inf
+                score[:, ti] = -np.inf
+        for face in group:
+            if face not in taken:
+                track_ids[face] = next_track
+                live[next_track] = face
+                next_track += 1
+    return track_ids
+
+
+def _weighted_mean(embeddings: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    mean = (embeddings * weights[:, None]).sum(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
+def constrained_average_linkage(
+    vectors: np.ndarray, cannot_link: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Average-linkage clustering on cosine distance with cannot-link pairs; cut at threshold.
+
+    Uses the nearest-neighbour chain algorithm (O(n²) time and memory). A cannot-link pair has
+    infinite distance, and a merged cluster inherits infinity from either side: the result is
+    still a reducible linkage, so the chain finds the same hierarchy as greedy merging.
+    Returns a cluster label per row, labels 0..k-1 in order of first row.
+    """
+    n = len(vectors)
+    if n == 0:
+        return np.zeros(0, dtype=np.int32)
+    dist = 1.0 - np.clip(vectors @ vectors.T, -1.0, 1.0)
+    dist[cannot_link] = np.inf
+    np.fill_diagonal(dist, np.inf)
+    size = np.ones(n)
+    active = np.ones(n, dtype=bool)
+    merges: list[tuple[float, int, int]] = []
+    chain: list[int] = []
+    remaining = n
+    while remaining > 1:
+        if not chain:
+            chain.append(int(np.flatnonzero(active)[0]))
+        a = chain[-1]
+        row = np.where(active, dist[a], np.inf)
+        b = int(np.argmin(row))
+        if not np.isfinite(row[b]):
+            # a can never merge again; retire it from the chain and the search.
+            chain.pop()
+            active[a] = False
+            remaining -= 1
+            continue
+        # Prefer the chain's previous element on ties, so the chain always terminates.
+        if len(chain) > 1 and row[chain[-2]] <= row[b]:
+            b = chain[-2]
+        if len(chain) > 1 and b == chain[-2]:
+            chain.pop()
+            chain.pop()
+            merges.append((float(dist[a, b]), a, b))
+            # Lance–Williams update for average linkage; inf stays inf.
+            new = (size[a] * dist[a] + size[b] * dist[b]) / (size[a] + size[b])
+            new[~np.isfinite(dist[a]) | ~np.isfinite(dist[b])] = np.inf
+            dist[a] = new
+            dist[:, a] = new
+            dist[a, a] = np.inf
+            size[a] += size[b]
+            active[b] = False
+            dist[b] = np.inf
+            dist[:, b] = np.inf
+            remaining -= 1
+        else:
+            chain.append(b)
+    # Cut: apply merges under the threshold with union-find (order by height).
+    root = np.arange(n)
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    for height, a, b in sorted(merges):
+        if height <= threshold:
+            root[find(b)] = find(a)
+    roots = np.array([find(i) for i in range(n)])
+    _, labels = np.unique(roots, return_inverse=True)
+    first: dict[int, int] = {}
+    for label in labels:
+        first.setdefault(int(label), len(first))
+    return np.array([first[int(label)] for label in labels], dtype=np.int32)
+
+
+def cluster_identities(faces: FaceArrays, params: ClusteringParams) -> Clustering:
+    """Assign every face a track and a person; people are numbered by first appearance."""
+    n = len(faces)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int32)
+        return Clustering(empty, empty, np.zeros(0, dtype=np.float32), 0)
+    track_ids = build_tracks(faces, params)
+    tracks = np.unique(track_ids)
+    weights = np.maximum(faces.quality, 1.0) ** 2  # trust the good faces of a track most
+    track_vectors = np.stack(
+        [_weighted_mean(faces.embeddings[track_ids == t], weights[track_ids == t]) for t in tracks]
+    )
+    # Tracks sharing a frame are two people on screen together.
+    track_pos = np.searchsorted(tracks, track_ids)
+    cannot = np.zeros((len(tracks), len(tracks)), dtype=bool)
+    for frame in np.unique(faces.frame_index):
+        present = np.unique(track_pos[faces.frame_index == frame])
+        if len(present) > 1:
+            cannot[np.ix_(present, present)] = True
+    np.fill_diagonal(cannot, False)
+    track_cluster = constrained_average_linkage(track_vectors, cannot, params.threshold)
+    cluster_of_face = track_cluster[track_pos]
+
+    # Keep clusters with enough evidence; number them by first appearance.
+    people: list[tuple[float, int]] = []
+    for c in np.unique(cluster_of_face):
+        members = cluster_of_face == c
+        if members.sum() < params.min_faces:
+            continue
+        if faces.quality[members].max() < params.min_best_quality:
+            continue
+        people.append((float(faces.timestamp_s[members].min()), int(c)))
+    people.sort()
+    person_of_cluster = {c: p for p, (_, c) in enumerate(people)}
+    person_id = np.array(
+        [person_of_cluster.get(int(c), -1) for c in cluster_of_face], dtype=np.int32
+    )
+    similarity = np.zeros(n, dtype=np.float32)
+    for p in range(len(people)):
+        members = person_id == p
+        centroid = _weighted_mean(faces.embeddings[members], weights[members])
+        similarity[members] = faces.embeddings[members] @ centroid
+    return Clustering(track_ids, person_id, similarity, len(people))
+
+
+def person_centroid(embeddings: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Quality-weighted, L2-normalised mean embedding of one person's faces."""
+    return _weighted_mean(embeddings, np.maximum(quality, 1.0) ** 2).astype(np.float32)

@@ -1,0 +1,75 @@
+"""Run the four assets for one video in-process: the CLI's and the API's way in."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import DagsterInstance, materialize
+
+from talent_assets.assets import ALL_ASSETS
+from talent_assets.assets.raw_video import SOURCE_KEY_TAG
+from talent_assets.partitions import videos_partitions
+
+# Keep Dagster's own console logging quiet: the CLI owns stdout and stderr.
+_QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended; ``message`` is the first failure's one-line reason."""
+
+    success: bool
+    run_id: str
+    message: str = ""
+
+
+def _first_failure(result: Any) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            user = event.step_failure_data.user_failure_data
+            if user is not None and user.description:
+                return user.description.splitlines()[0]
+            if error is not None:
+                # Unwrap Dagster's "Error occurred while executing op" to the user's cause.
+                while error.cause is not None and error.message.startswith("dagster._core.errors."):
+                    error = error.cause
+                return error.message.strip().splitlines()[0]
+    for event in result.all_events:
+        if event.event_type_value == "PIPELINE_FAILURE" and event.message:
+            return event.message.splitlines()[0]
+    return "the run failed"
+
+
+def process_partition(
+    video_id: str,
+    key: str,
+    *,
+    resources: dict[str, Any],
+    instance: DagsterInstance,
+    run_config: dict[str, Any] | None = None,
+    quiet: bool = True,
+) -> RunOutcome:
+    """Register ``video_id`` as a partition and materialise the four assets for it."""
+    instance.add_dynamic_partitions(videos_partitions.name, [video_id])
+    config = dict(run_config or {})
+    if quiet:
+        config.update(_QUIET_RUN_CONFIG)
+        logging.getLogger("dagster").setLevel(logging.CRITICAL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = materialize(
+            ALL_ASSETS,
+            partition_key=video_id,
+            instance=instance,
+            resources=resources,
+            run_config=config,
+            tags={SOURCE_KEY_TAG: key},
+            raise_on_error=False,
+        )
+    if result.success:
+        return RunOutcome(True, result.run_id)
+    return RunOutcome(False, result.run_id, _first_failure(result))
