@@ -101,7 +101,8 @@ def format_people(manifest: dict[str, Any]) -> str:
     """A plain-text table of the people in a manifest."""
     source = manifest["source"]
     lines = [
-        f"{source['key']}: {manifest['people_found']} people "
+        f"{source['key']}: {manifest['people_found']} "
+        f"{'person' if manifest['people_found'] == 1 else 'people'} "
         f"({manifest['video']['duration_s']:.1f} s video, "
         f"{manifest['metrics']['wall_s']:.1f} s to process)"
     ]
