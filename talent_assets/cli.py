@@ -40,10 +40,9 @@ def process_video(
 
     Returns the manifest; raises :class:`CliError` with the run's one-line reason on failure.
     """
-    from talent_assets.resources import TalentStorage, build_resources
+    from talent_assets.resources import TalentStorage, bucket_store, build_resources
     from talent_assets.runner import process_partition
     from talent_assets.settings import Settings
-    from talent_assets.storage import S3ObjectStore
     from talent_assets.video_id import output_stem, video_id_for
 
     settings = Settings.from_env()
@@ -75,8 +74,7 @@ def process_video(
         else:
             # No --out: the file goes to the bucket like any other video, then is processed.
             key = f"{settings.video_prefix}{local_input.name}"
-            store = S3ObjectStore(storage.s3.get_client(), settings.bucket)
-            store.put_bytes(key, local_input.read_bytes(), "video/mp4")
+            bucket_store(settings).put_bytes(key, local_input.read_bytes(), "video/mp4")
     if overrides:
         # Resources are immutable config; build a new one rather than copying a model.
         fields = {name: getattr(storage, name) for name in TalentStorage.model_fields}

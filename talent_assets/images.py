@@ -25,9 +25,9 @@ def crop_face(image: np.ndarray, bbox: np.ndarray, margin: float = 0.5) -> np.nd
     x1, y1, x2, y2 = (float(v) for v in bbox)
     cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
     side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin)
-    half = max(side / 2.0, 8.0)
-    left, top = int(round(cx - half)), int(round(cy - half))
-    right, bottom = int(round(cx + half)), int(round(cy + half))
+    side_px = max(16, round(side))
+    left, top = round(cx - side_px / 2.0), round(cy - side_px / 2.0)
+    right, bottom = left + side_px, top + side_px
     height, width = image.shape[:2]
     pad = max(0, -left, -top, right - width, bottom - height)
     if pad:

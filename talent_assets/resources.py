@@ -120,3 +120,22 @@ def build_resources(settings: Settings | None = None) -> dict[str, ConfigurableR
             sample_fps=settings.sample_fps,
         ),
     }
+
+
+def bucket_store(settings: Settings | None = None) -> S3ObjectStore:
+    """The configured bucket outside a Dagster run (CLI uploads, demo, API, tests).
+
+    Credentials come from boto3's default chain (the same environment variables), never from
+    arguments, so they cannot leak into logs or metadata.
+    """
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    settings = settings or Settings.from_env()
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.endpoint_url,
+        region_name=settings.region,
+        config=BotoConfig(signature_version="s3v4", retries={"max_attempts": 5}),
+    )
+    return S3ObjectStore(client, settings.bucket)

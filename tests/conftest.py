@@ -1,0 +1,106 @@
+"""Shared fixtures: a real SeaweedFS S3 server, a real Dagster instance, real test media."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import media
+import pytest
+from dagster import DagsterInstance
+
+from talent_assets.local_s3 import LocalS3Server
+from talent_assets.settings import Settings
+
+TEST_BUCKET = "talent-test"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3Server]:
+    """One real S3 server on loopback for the whole session."""
+    server = LocalS3Server(
+        tmp_path_factory.mktemp("s3"),
+        access_key=f"test{secrets.token_hex(4)}",
+        secret_key=secrets.token_urlsafe(24),
+    )
+    server.start()
+    server.ensure_bucket(TEST_BUCKET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def talent_env(
+    s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Settings:
+    """Point the pipeline's environment at the test server; returns the settings."""
+    env = {
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+        "AWS_REGION": "us-east-1",
+        "TALENT_S3_ENDPOINT_URL": s3_server.endpoint_url,
+        "TALENT_BUCKET": TEST_BUCKET,
+        "TALENT_DETECTOR": "local",
+        "TALENT_MODEL_PACK": "bundled",
+        "TALENT_SAMPLE_FPS": "2",
+        "TALENT_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("TALENT_WAREHOUSE", "TALENT_VIDEO_PREFIX", "TALENT_OUTPUT_PREFIX", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return Settings.from_env()
+
+
+@pytest.fixture
+def dagster_instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    """A real, persistent (sqlite) Dagster instance in a temporary DAGSTER_HOME."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    instance = DagsterInstance.local_temp(str(home), overrides={"telemetry": {"enabled": False}})
+    yield instance
+    instance.dispose()
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def three_person(media_dir: Path) -> tuple[Path, media.VideoTruth]:
+    """The scripted three-person clip and its ground truth."""
+    return media.three_person_video(media_dir)
+
+
+@pytest.fixture(scope="session")
+def no_face_clip(media_dir: Path) -> Path:
+    return media.no_face_video(media_dir)
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(media_dir: Path) -> dict[str, Path]:
+    """Files that are not usable videos, by name."""
+    folder = media_dir / "bad"
+    folder.mkdir()
+    return {
+        "empty": media.empty_file(folder),
+        "text": media.text_as_mp4(folder),
+        "truncated": media.truncated_mp4(folder),
+        "truncated_faststart": media.truncated_faststart_mp4(folder),
+    }
+
+
+@pytest.fixture(scope="session")
+def face_engine():
+    """The bundled-pack engine, loaded once (the same one the local detector uses)."""
+    from talent_assets.resources import local_face_engine
+
+    return local_face_engine("bundled")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Test media is cached across runs; CI may point it elsewhere.
+    os.environ.setdefault("TALENT_MEDIA_CACHE", str(Path.home() / ".cache" / "talent-test-media"))
