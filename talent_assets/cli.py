@@ -43,6 +43,7 @@ def process_video(
     from talent_assets.resources import TalentStorage, bucket_store, build_resources
     from talent_assets.runner import process_partition
     from talent_assets.settings import Settings
+    from talent_assets.storage import LocalObjectStore
     from talent_assets.video_id import output_stem, video_id_for
 
     settings = Settings.from_env()
@@ -81,8 +82,8 @@ def process_video(
         storage = TalentStorage(**{**fields, **overrides})
     detector = resources["detector"]
 
-    input_store = storage.input_store()
-    video_id = video_id_for(input_store.bucket, key, storage.video_prefix)
+    input_bucket = "local" if storage.local_input_dir else settings.bucket
+    video_id = video_id_for(input_bucket, key, storage.video_prefix)
     outcome = process_partition(
         video_id,
         key,
@@ -92,7 +93,9 @@ def process_video(
     if not outcome.success:
         raise CliError(outcome.message)
     manifest_key = f"{storage.output_prefix}{output_stem(key, storage.video_prefix)}/manifest.json"
-    return json.loads(storage.output_store().get_bytes(manifest_key))
+    # Read back outside the run: resource methods need Dagster to resolve their EnvVars.
+    outputs = LocalObjectStore(out.resolve()) if out is not None else bucket_store(settings)
+    return json.loads(outputs.get_bytes(manifest_key))
 
 
 def format_people(manifest: dict[str, Any]) -> str:

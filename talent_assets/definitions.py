@@ -3,13 +3,11 @@
 from dagster import AssetSelection, Definitions, define_asset_job
 
 from talent_assets.assets import ALL_ASSETS
-from talent_assets.partitions import videos_partitions
 from talent_assets.resources import build_resources
 
 process_video_job = define_asset_job(
     name="process_video",
     selection=AssetSelection.assets(*ALL_ASSETS),
-    partitions_def=videos_partitions,
     description="All four assets for one video partition.",
 )
 

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from modal_gpu.detection import faces_to_table
@@ -413,7 +414,9 @@ def test_linkage_without_constraints_matches_scipy_average(threshold: float) -> 
 # --- FaceArrays.from_table ----------------------------------------------------------------
 
 
-def detected(frame: int, face_index: int, box: tuple[float, ...], emb: np.ndarray, q: float):
+def detected(
+    frame: int, face_index: int, box: tuple[float, ...], emb: np.ndarray, q: float
+) -> DetectedFace:
     return DetectedFace(
         frame_index=frame,
         face_index=face_index,
@@ -461,8 +464,6 @@ def test_from_table_round_trip() -> None:
 
 def test_from_table_of_chunked_table() -> None:
     """Tables read back from Parquet or concatenated come in several chunks."""
-    import pyarrow as pa
-
     people = random_people(1, seed=15)
     first = faces_to_table([detected(0, 0, LEFT, people[0], 80.0)], "v", "bundled")
     second = faces_to_table([detected(1, 0, LEFT, people[0], 90.0)], "v", "bundled")
@@ -479,7 +480,7 @@ def test_from_table_of_chunked_table() -> None:
     [FACE_DETECTIONS_SCHEMA.empty_table(), faces_to_table([], "vid", "bundled")],
     ids=["schema-empty", "faces_to_table-empty"],
 )
-def test_from_table_empty(table) -> None:
+def test_from_table_empty(table: pa.Table) -> None:
     arrays = FaceArrays.from_table(table)
     assert len(arrays) == 0
     assert arrays.boxes.shape == (0, 4)

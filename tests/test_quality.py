@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import cv2
@@ -127,7 +128,7 @@ def test_sharpness_decreases_with_blur() -> None:
     values = [laplacian_sharpness(image)]
     for sigma in (0.8, 1.5, 3.0, 6.0):
         values.append(laplacian_sharpness(cv2.GaussianBlur(image, (0, 0), sigma)))
-    assert all(a > b for a, b in zip(values, values[1:], strict=False)), values
+    assert all(a > b for a, b in itertools.pairwise(values)), values
     assert values[0] > 10 * values[-1]
 
 
@@ -236,13 +237,13 @@ def test_one_bad_component_outweighs_size() -> None:
 
 def test_score_decreases_monotonically_with_yaw() -> None:
     scores = [face_quality(**{**GOOD, "yaw": y}).score for y in (0, 10, 20, 30, 45, 60, 90)]
-    assert all(a >= b for a, b in zip(scores, scores[1:], strict=False)), scores
+    assert all(a >= b for a, b in itertools.pairwise(scores)), scores
     assert scores[0] > scores[-1]
 
 
 def test_score_increases_with_sharpness() -> None:
     scores = [face_quality(**{**GOOD, "sharpness": s}).score for s in (5, 20, 60, 150, 400)]
-    assert all(a < b for a, b in zip(scores, scores[1:], strict=False)), scores
+    assert all(a < b for a, b in itertools.pairwise(scores)), scores
 
 
 def test_worst_face_stays_in_range() -> None:
@@ -257,9 +258,6 @@ def test_worst_face_stays_in_range() -> None:
     )
     assert components(q) == [0.0] * 6
     assert 0.0 <= q.score < 5.0
-
-
-finite = st.floats(allow_nan=False, allow_infinity=False)
 
 
 @settings(max_examples=300, deadline=None)

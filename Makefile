@@ -1,0 +1,35 @@
+# Every target sets up what it needs on a fresh machine: uv (from PyPI) and the locked venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null)
+VENV := .venv
+STAMP := $(VENV)/.synced
+
+.PHONY: setup demo test test-fast lint format clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml uv.lock
+	@if [ -z "$(UV)" ]; then $(PYTHON) -m pip install --quiet --disable-pip-version-check uv; fi
+	@$$(command -v uv || echo "$(PYTHON) -m uv") sync --frozen --all-groups
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/talent demo
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
