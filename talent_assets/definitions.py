@@ -1,18 +1,15 @@
 """The Dagster code location: ``dagster dev -w workspace.yaml`` loads ``defs`` from here."""
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import Definitions
 
 from talent_assets.assets import ALL_ASSETS
+from talent_assets.jobs import process_video_job
 from talent_assets.resources import build_resources
-
-process_video_job = define_asset_job(
-    name="process_video",
-    selection=AssetSelection.assets(*ALL_ASSETS),
-    description="All four assets for one video partition.",
-)
+from talent_assets.sensors import s3_video_sensor
 
 defs = Definitions(
     assets=ALL_ASSETS,
     jobs=[process_video_job],
+    sensors=[s3_video_sensor],
     resources=build_resources(),
 )

@@ -1,9 +1,12 @@
-"""Publish a video's outputs so readers never see a half-written set.
+"""Publish a video's outputs so readers never see a mixed or half-written set.
 
-Files are uploaded to a staging folder first, so a failed upload leaves the previous outputs
-untouched; then copied into place, then the table is committed, then the manifest is
-written last (its presence means the set is complete), then files of an earlier run that the
-new set no longer has (say ``person_3.jpg`` when three people are found now) are removed.
+S3 has no multi-object transaction, so we build one: new files are uploaded to a staging
+folder (a failed upload leaves the published set untouched); the files about to be replaced
+are copied aside; then the new files are copied into place, the table is committed and the
+manifest is written last (its presence means the set is complete). If anything in that last
+stretch fails, the previous files are restored and files new to this run are removed, so
+the earlier manifest, table and images still agree. Afterwards, files of an earlier run that
+the new set no longer has (say ``person_3.jpg`` when three people are found now) are removed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,11 @@ from collections.abc import Callable
 from talent_assets.storage import ObjectStore
 
 STAGING = ".staging/"
+
+
+def _direct_children(store: ObjectStore, base: str) -> set[str]:
+    # Only this folder's own files: another video's outputs may live in a sub-folder.
+    return {info.key for info in store.list(base) if "/" not in info.key[len(base) :]}
 
 
 def publish_outputs(
@@ -25,27 +33,35 @@ def publish_outputs(
     manifest: bytes,
     staging_name: str,
 ) -> str:
-    """Stage, then publish ``files`` under ``base``; ``commit`` writes the table. Returns
-    what ``commit`` returned."""
+    """Publish ``files`` and ``manifest`` under ``base``; ``commit`` writes the table.
+
+    Returns what ``commit`` returned. On failure the folder is as it was before the call.
+    """
     staging = f"{base}{STAGING}{staging_name}/"
     staged: dict[str, str] = {}
+    backups: dict[str, str] = {}
     try:
         for key, (data, content_type) in files.items():
-            staged_key = staging + key[len(base) :]
+            staged_key = f"{staging}new/{key[len(base) :]}"
             store.put_bytes(staged_key, data, content_type)
             staged[key] = staged_key
-        for key, staged_key in staged.items():
-            store.copy(staged_key, key)
-        result = commit()
-        store.put_bytes(manifest_key, manifest, "application/json")
+        before = _direct_children(store, base)
+        for key in [*files, manifest_key]:
+            if key in before:
+                backups[key] = f"{staging}old/{key[len(base) :]}"
+                store.copy(key, backups[key])
+        try:
+            for key, staged_key in staged.items():
+                store.copy(staged_key, key)
+            result = commit()
+            store.put_bytes(manifest_key, manifest, "application/json")
+        except BaseException:
+            for key, backup in backups.items():
+                store.copy(backup, key)
+            store.delete([k for k in [*files, manifest_key] if k not in before])
+            raise
     finally:
-        store.delete(list(staged.values()))
+        store.delete([*staged.values(), *backups.values()])
     keep = set(files) | {manifest_key}
-    # Only this folder's own files: another video's outputs may live in a sub-folder.
-    stale = [
-        info.key
-        for info in store.list(base)
-        if info.key not in keep and "/" not in info.key[len(base) :]
-    ]
-    store.delete(stale)
+    store.delete(sorted(_direct_children(store, base) - keep))
     return result

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -41,7 +41,8 @@ def check_key(key: str) -> str:
     """Refuse keys that are empty, absolute, or contain ``.``/``..`` segments or NULs."""
     if not key or key.startswith("/") or "\x00" in key or "\\" in key:
         raise UnsafeKeyError(f"unsafe object key: {key!r}")
-    if any(part in (".", "..") for part in PurePosixPath(key).parts):
+    # Split by hand: PurePosixPath silently drops "." segments.
+    if any(part in ("", ".", "..") for part in key.rstrip("/").split("/")):
         raise UnsafeKeyError(f"unsafe object key: {key!r}")
     return key
 

@@ -81,20 +81,12 @@ def test_unsafe_key_error_is_a_value_error() -> None:
     assert issubclass(UnsafeKeyError, ValueError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: check_key documents refusing '.' segments, but PurePosixPath drops them",
-)
 @pytest.mark.parametrize("key", [".", "./a.txt", "a/./b.txt"])
 def test_check_key_refuses_dot_segments(key: str) -> None:
     with pytest.raises(UnsafeKeyError):
         check_key(key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: key '.' passes check_key; put_bytes makes its temp file in the root's parent",
-)
 def test_local_store_refuses_dot_key(store: LocalObjectStore) -> None:
     with pytest.raises(UnsafeKeyError):
         store.put_bytes(".", b"x", "text/plain")
@@ -475,6 +467,21 @@ def test_publish_commit_failure_keeps_old_manifest(store: LocalObjectStore) -> N
     assert not (store.root / BASE / STAGING).exists()
     assert not [p for p in store.root.rglob("*") if p.name.startswith(".tmp-")]
     assert {"person_1.jpg", "person_2.jpg"} <= published(store)
+    # The images were rolled back too: the old manifest still describes what is there.
+    for p in range(3):
+        assert store.get_bytes(f"{BASE}person_{p}.jpg") == f"v1-frame-{p}".encode()
+
+
+def test_publish_failure_removes_files_new_to_the_run(store: LocalObjectStore) -> None:
+    publish(store, 1, version="v1")
+
+    def failing_commit() -> str:
+        raise RuntimeError("warehouse down")
+
+    with pytest.raises(RuntimeError):
+        publish(store, 3, version="v2", commit=failing_commit)
+    assert published(store) == {"person_0.jpg", "person_0_face.jpg", "manifest.json"}
+    assert store.get_bytes(f"{BASE}person_0.jpg") == b"v1-frame-0"
 
 
 def test_publish_first_run_commit_failure_writes_no_manifest(store: LocalObjectStore) -> None:
