@@ -133,6 +133,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
+def _cmd_query(args: argparse.Namespace) -> int:
+    from talent_assets.query import QueryError, run_query
+    from talent_assets.settings import Settings
+
+    try:
+        print(run_query(args.sql, settings=Settings.from_env(), fmt=args.format))
+    except QueryError as err:
+        raise CliError(str(err)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="talent", description="Find every person in a video and pick the best still."
@@ -150,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="end to end on the embedded default: local S3, Dagster, sample videos"
     )
     demo.set_defaults(func=_cmd_demo)
+    query = commands.add_parser(
+        "query",
+        help="SQL (DuckDB) over the tables videos, face_detections, identity_clusters, "
+        "selected_frames",
+    )
+    query.add_argument("sql", help="a SQL query")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    query.set_defaults(func=_cmd_query)
     return parser
 
 
