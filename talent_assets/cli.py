@@ -133,6 +133,76 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
+def _cmd_up(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from talent_assets.stack import LocalStack
+
+    stack = LocalStack(args.root, ui_port=args.port, sensor_interval_s=args.sensor_interval)
+    print(f"Starting SeaweedFS and Dagster (data in {stack.root}) ...", flush=True)
+    info = stack.start()
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        print(f"Dagster UI:  {info.ui_url}")
+        print(
+            f"S3 endpoint: {info.endpoint_url}  (bucket {info.bucket!r}; credentials in "
+            f"{stack.root / 'credentials.json'} unless AWS_* are set)"
+        )
+        print(
+            f"Upload:      talent upload VIDEO.mp4 ...   (to s3://{info.bucket}/"
+            f"{info.video_prefix}; the sensor picks it up within seconds)"
+        )
+        print("Ctrl-C stops everything.", flush=True)
+        while not stopping:
+            if stack.dagster is None or stack.dagster.poll() is not None:
+                raise CliError("dagster dev exited; see .talent/logs/dagster.log")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("Stopping ...", flush=True)
+        stack.stop()
+    return 0
+
+
+def _cmd_upload(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    from talent_assets.stack import StackError, StackInfo, load_credentials
+    from talent_assets.storage import S3ObjectStore
+
+    try:
+        info = StackInfo.load(args.root)
+    except StackError as err:
+        raise CliError(str(err)) from None
+    access, secret = load_credentials(args.root)
+    client = boto3.client(
+        "s3",
+        endpoint_url=info.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+        config=BotoConfig(signature_version="s3v4"),
+    )
+    store = S3ObjectStore(client, info.bucket)
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            raise CliError(f"no such file: {name}")
+        key = f"{info.video_prefix}{path.name}"
+        client.upload_file(str(path), info.bucket, key)
+        print(f"uploaded {store.location(key)}")
+    return 0
+
+
 def _cmd_query(args: argparse.Namespace) -> int:
     from talent_assets.query import QueryError, run_query
     from talent_assets.settings import Settings
@@ -161,6 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="end to end on the embedded default: local S3, Dagster, sample videos"
     )
     demo.set_defaults(func=_cmd_demo)
+    up = commands.add_parser(
+        "up", help="the local stack: S3 server, Dagster webserver + daemon, sensor on"
+    )
+    up.add_argument("--root", type=Path, default=Path(".talent"), help="where data is kept")
+    up.add_argument("--port", type=int, help="Dagster UI port (default: a free one)")
+    up.add_argument("--sensor-interval", type=int, default=5, help="seconds between ticks")
+    up.set_defaults(func=_cmd_up)
+    upload = commands.add_parser("upload", help="upload videos to the running local stack")
+    upload.add_argument("files", nargs="+", help="video files")
+    upload.add_argument("--root", type=Path, default=Path(".talent"))
+    upload.set_defaults(func=_cmd_upload)
     query = commands.add_parser(
         "query",
         help="SQL (DuckDB) over the tables videos, face_detections, identity_clusters, "

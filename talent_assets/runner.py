@@ -26,8 +26,9 @@ class RunOutcome:
     message: str = ""
 
 
-def _first_failure(result: Any) -> str:
-    for event in result.all_events:
+def first_failure(events: list[Any]) -> str:
+    """The one-line reason of the first failed step among a run's Dagster events."""
+    for event in events:
         if event.is_step_failure and event.step_failure_data is not None:
             error = event.step_failure_data.error
             user = event.step_failure_data.user_failure_data
@@ -38,7 +39,7 @@ def _first_failure(result: Any) -> str:
                 while error.cause is not None and error.message.startswith("dagster._core.errors."):
                     error = error.cause
                 return error.message.strip().splitlines()[0]
-    for event in result.all_events:
+    for event in events:
         if event.event_type_value == "PIPELINE_FAILURE" and event.message:
             return event.message.splitlines()[0]
     return "the run failed"
@@ -72,4 +73,10 @@ def process_partition(
         )
     if result.success:
         return RunOutcome(True, result.run_id)
-    return RunOutcome(False, result.run_id, _first_failure(result))
+    return RunOutcome(False, result.run_id, first_failure(result.all_events))
+
+
+def run_failure_message(instance: DagsterInstance, run_id: str) -> str:
+    """The one-line reason a finished run (e.g. one the sensor launched) failed."""
+    events = [e.dagster_event for e in instance.all_logs(run_id) if e.dagster_event]
+    return first_failure(events)
