@@ -66,12 +66,19 @@ def load_credentials(root: Path) -> tuple[str, str]:
     if path.is_file():
         data = json.loads(path.read_text())
         return data["access_key"], data["secret_key"]
-    root.mkdir(parents=True, exist_ok=True)
     access, secret = f"talent{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+    save_credentials(root, access, secret)
+    return access, secret
+
+
+def save_credentials(root: Path, access: str, secret: str) -> None:
+    """Keep the key pair for ``talent upload`` and later restarts (owner-only file)."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / CREDENTIALS_FILE
+    path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump({"access_key": access, "secret_key": secret}, handle)
-    return access, secret
 
 
 def _free_port() -> int:
@@ -116,6 +123,7 @@ class LocalStack:
         ui_port: int | None = None,
         sensor_interval_s: int = 5,
         max_concurrent_videos: int | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.bucket = bucket or os.environ.get("TALENT_BUCKET", "talent")
@@ -124,6 +132,7 @@ class LocalStack:
         self.max_concurrent_videos = max_concurrent_videos or int(
             os.environ.get("TALENT_MAX_CONCURRENT_VIDEOS", "1")
         )
+        self.credentials = credentials
         self.s3: LocalS3Server | None = None
         self.dagster: subprocess.Popen[bytes] | None = None
         self.info: StackInfo | None = None
@@ -153,7 +162,11 @@ class LocalStack:
     def start(self) -> StackInfo:
         """Start S3, then Dagster; returns once the UI answers."""
         self.root.mkdir(parents=True, exist_ok=True)
-        access, secret = load_credentials(self.root)
+        if self.credentials:
+            access, secret = self.credentials
+            save_credentials(self.root, access, secret)
+        else:
+            access, secret = load_credentials(self.root)
         self.s3 = LocalS3Server(self.root / "s3", access_key=access, secret_key=secret)
         self.s3.start()
         try:

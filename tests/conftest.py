@@ -104,3 +104,26 @@ def face_engine():
 def pytest_configure(config: pytest.Config) -> None:
     # Test media is cached across runs; CI may point it elsewhere.
     os.environ.setdefault("TALENT_MEDIA_CACHE", str(Path.home() / ".cache" / "talent-test-media"))
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """``talent up``'s stack (SeaweedFS + dagster dev with the sensor on) in a temp folder.
+
+    Yields the running :class:`talent_assets.stack.LocalStack`; its ``environment()`` is what
+    clients (uploads, queries) need. Shared by the stack and browser tests: starting Dagster
+    takes tens of seconds.
+    """
+    from talent_assets.stack import LocalStack
+
+    stack = LocalStack(
+        tmp_path_factory.mktemp("stack"),
+        bucket="talent",
+        sensor_interval_s=2,
+        credentials=(f"stack{secrets.token_hex(4)}", secrets.token_urlsafe(24)),
+    )
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()

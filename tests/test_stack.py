@@ -1,0 +1,77 @@
+"""`talent up`'s stack: videos uploaded to S3 process themselves through the sensor."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import media
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from talent_assets.assets.raw_video import SOURCE_KEY_TAG
+from talent_assets.resources import bucket_store
+from talent_assets.settings import Settings
+from talent_assets.stack import StackInfo, wait_for_runs
+from talent_assets.video_id import video_id_for
+
+pytestmark = pytest.mark.slow
+
+
+def _runs_for(instance: DagsterInstance, key: str) -> list:
+    return list(instance.get_runs(filters=RunsFilter(tags={SOURCE_KEY_TAG: key})))
+
+
+def test_uploads_become_partitions_and_runs_without_a_manual_step(
+    local_stack, three_person, no_face_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in local_stack.environment().items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    info = StackInfo.load(local_stack.root)
+    assert info.endpoint_url == local_stack.s3.endpoint_url
+
+    files = [three_person[0], no_face_clip, media.pyfeat_media("single_face.mp4")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "talent_assets.cli", "upload", "--root", str(local_stack.root)]
+        + [str(f) for f in files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    keys = [f"videos/{f.name}" for f in files]
+    assert proc.stdout.splitlines() == [f"uploaded s3://talent/{k}" for k in keys]
+
+    runs = wait_for_runs(local_stack.dagster_home, keys, timeout_s=900)
+    assert {k: r.status for k, r in runs.items()} == dict.fromkeys(keys, DagsterRunStatus.SUCCESS)
+    ids = {k: video_id_for(settings.bucket, k, settings.video_prefix) for k in keys}
+    with DagsterInstance.from_config(str(local_stack.dagster_home)) as instance:
+        assert set(ids.values()) <= set(instance.get_dynamic_partitions("videos"))
+        for key, run in runs.items():
+            assert run.tags["dagster/partition"] == ids[key]
+            assert run.tags["talent/pipeline"] == "process_video"
+
+        # Later ticks add nothing: still one run per video.
+        time.sleep(3 * local_stack.sensor_interval_s + 2)
+        assert [len(_runs_for(instance, k)) for k in keys] == [1, 1, 1]
+
+        # New content under one key is processed again; the others are left alone.
+        changed = keys[2]
+        bucket_store(settings).put_bytes(
+            changed, media.pyfeat_media("face_noface.mov").read_bytes(), "video/mp4"
+        )
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            again = _runs_for(instance, changed)
+            if len(again) == 2 and again[0].is_finished:
+                break
+            time.sleep(1)
+        again = _runs_for(instance, changed)
+        assert len(again) == 2 and again[0].status == DagsterRunStatus.SUCCESS
+        assert [len(_runs_for(instance, k)) for k in keys[:2]] == [1, 1]
