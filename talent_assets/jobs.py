@@ -1,6 +1,6 @@
 """The job the sensor launches: the four assets of one video partition."""
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from talent_assets.assets import ALL_ASSETS
 
@@ -12,5 +12,8 @@ process_video_job = define_asset_job(
     name="process_video",
     selection=AssetSelection.assets(*ALL_ASSETS),
     tags=PIPELINE_TAG,
+    # The four steps form a chain, so a process per step buys no parallelism; it only costs
+    # a Python start and a model load each. Chunk-level parallelism lives in the detector.
+    executor_def=in_process_executor,
     description="All four assets for one video partition.",
 )

@@ -32,6 +32,7 @@ from talent_assets.clustering import FaceArrays
 from talent_assets.images import contact_sheet, crop_face, encode_jpeg
 from talent_assets.manifest import build_manifest
 from talent_assets.partitions import videos_partitions
+from talent_assets.plots import appearance_timeline_png
 from talent_assets.publish import publish_outputs
 from talent_assets.resources import FaceDetector, TalentStorage
 from talent_assets.selection import PersonSelection, SelectionParams, select_best_frames
@@ -94,6 +95,19 @@ def _preview_markdown(sheet: np.ndarray, width: int = 480) -> str:
     small = cv2.resize(sheet, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     data = base64.b64encode(encode_jpeg(small, quality=80)).decode("ascii")
     return f"![contact sheet](data:image/jpeg;base64,{data})"
+
+
+def _timeline_markdown(
+    faces: FaceArrays, person_ids: np.ndarray, chosen: list[PersonSelection], video: dict,
+    sample_fps: float,
+) -> str:  # fmt: skip
+    png = appearance_timeline_png(
+        {s.person_id: faces.timestamp_s[person_ids == s.person_id] for s in chosen},
+        float(video["duration_s"]),
+        {s.person_id: float(faces.timestamp_s[s.face]) for s in chosen},
+        1.0 / sample_fps,
+    )
+    return f"![timeline](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
 
 
 def _people_markdown(results: list[dict[str, Any]]) -> str:
@@ -255,6 +269,9 @@ def selected_frames(
             "people_found": len(chosen),
             "people": MetadataValue.md(_people_markdown(results) if results else "no people"),
             "contact_sheet": MetadataValue.md(_preview_markdown(sheet)),
+            "timeline": MetadataValue.md(
+                _timeline_markdown(faces, person_ids, chosen, video, sample_fps)
+            ),
             "manifest": MetadataValue.path(out.location(manifest_key)),
             "contact_sheet_location": MetadataValue.path(out.location(sheet_key)),
             "outputs": MetadataValue.path(out.location(base)),
