@@ -152,6 +152,51 @@ def sample_slot(timestamp_s: float, sample_fps: float) -> int:
     return math.floor(timestamp_s * sample_fps + 1e-6)
 
 
+class SampleGate:
+    """Decides, frame by frame in presentation order, which frames a chunk keeps.
+
+    Keeps the first frame of each slot within [start_s, end_s) and says when to stop. The
+    same gate drives decoding and the chunk-coverage property tests, so they cannot drift.
+    """
+
+    KEEP, SKIP, STOP = "keep", "skip", "stop"
+
+    def __init__(self, sample_fps: float, start_s: float = 0.0, end_s: float | None = None):
+        if sample_fps <= 0:
+            raise ValueError("sample_fps must be positive")
+        self.sample_fps = sample_fps
+        self.start_s = start_s
+        self.end_s = end_s
+        self._last_slot = sample_slot(start_s, sample_fps) - 1
+
+    def decide(self, t: float) -> str:
+        if t < self.start_s - 1e-6:
+            return self.SKIP
+        if self.end_s is not None and t >= self.end_s - 1e-6:
+            return self.STOP
+        slot = sample_slot(t, self.sample_fps)
+        if slot <= self._last_slot:
+            return self.SKIP
+        self._last_slot = slot
+        return self.KEEP
+
+
+def sampled_positions(
+    timestamps: Iterable[float], sample_fps: float, start_s: float = 0.0,
+    end_s: float | None = None,
+) -> list[int]:  # fmt: skip
+    """Positions in ``timestamps`` (presentation order) that a chunk would analyse."""
+    gate = SampleGate(sample_fps, start_s, end_s)
+    kept = []
+    for position, t in enumerate(timestamps):
+        decision = gate.decide(t)
+        if decision == SampleGate.STOP:
+            break
+        if decision == SampleGate.KEEP:
+            kept.append(position)
+    return kept
+
+
 def iter_sampled_frames(
     path: Path,
     sample_fps: float,
@@ -167,8 +212,7 @@ def iter_sampled_frames(
     frame exactly once. ``frame_index`` is derived from the timestamp and the nominal frame
     rate so that it is the same whichever chunk a frame is decoded in.
     """
-    if sample_fps <= 0:
-        raise ValueError("sample_fps must be positive")
+    gate = SampleGate(sample_fps, start_s, end_s)
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -179,20 +223,16 @@ def iter_sampled_frames(
         if start_s > 0:
             # Land on the keyframe at or before start_s; frames before it are skipped below.
             container.seek(origin + int(start_s / time_base), stream=stream, backward=True)
-        last_slot = sample_slot(start_s, sample_fps) - 1
         try:
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue
                 t = (frame.pts - origin) * time_base
-                if t < start_s - 1e-6:
-                    continue
-                if end_s is not None and t >= end_s - 1e-6:
+                decision = gate.decide(t)
+                if decision == SampleGate.STOP:
                     break
-                slot = sample_slot(t, sample_fps)
-                if slot <= last_slot:
+                if decision == SampleGate.SKIP:
                     continue
-                last_slot = slot
                 image, scale = frame_to_bgr(frame, max_side)
                 yield SampledFrame(
                     frame_index=int(round(t * fps)),

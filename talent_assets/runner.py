@@ -7,10 +7,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, Definitions
 
 from talent_assets.assets import ALL_ASSETS
 from talent_assets.assets.raw_video import SOURCE_KEY_TAG
+from talent_assets.jobs import process_video_job
 from talent_assets.partitions import videos_partitions
 
 # Keep Dagster's own console logging quiet: the CLI owns stdout and stderr.
@@ -53,8 +54,14 @@ def process_partition(
     instance: DagsterInstance,
     run_config: dict[str, Any] | None = None,
     quiet: bool = True,
+    run_id: str | None = None,
 ) -> RunOutcome:
-    """Register ``video_id`` as a partition and materialise the four assets for it."""
+    """Register ``video_id`` as a partition and run the ``process_video`` job for it.
+
+    Runs in this process (so a CLI or API call needs no daemon) but against a real instance,
+    so with the stack's ``DAGSTER_HOME`` the run shows in the UI like any other. ``run_id``
+    lets a caller hand out the id before the run starts (the API's ``"wait": false``).
+    """
     instance.add_dynamic_partitions(videos_partitions.name, [video_id])
     config = dict(run_config or {})
     if quiet:
@@ -62,14 +69,16 @@ def process_partition(
         logging.getLogger("dagster").setLevel(logging.CRITICAL)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = materialize(
-            ALL_ASSETS,
-            partition_key=video_id,
-            instance=instance,
-            resources=resources,
+        job = Definitions(
+            assets=ALL_ASSETS, jobs=[process_video_job], resources=resources
+        ).resolve_job_def(process_video_job.name)
+        result = job.execute_in_process(
             run_config=config,
-            tags={SOURCE_KEY_TAG: key},
+            instance=instance,
+            partition_key=video_id,
+            tags={SOURCE_KEY_TAG: key, "talent/video": video_id},
             raise_on_error=False,
+            run_id=run_id,
         )
     if result.success:
         return RunOutcome(True, result.run_id)

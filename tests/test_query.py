@@ -202,7 +202,6 @@ def check_similar_people(rows: list[dict], p: Processed) -> None:
     assert [r["person_a"] for r in ours[:3]] == [r["person_b"] for r in ours[:3]]
     assert sorted(r["person_a"] for r in ours[:3]) == [0, 1, 2]
     assert all(r["similarity"] >= 0.99 for r in ours[:3])
-    print(ours)
     assert all(r["similarity"] < 0.4 for r in ours[3:])
     results = {vid: m["results"] for vid, m in p.manifests.items()}
     for r in ours:

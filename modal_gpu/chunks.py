@@ -1,0 +1,67 @@
+"""Split a video's timeline into chunks that together analyse every sampled frame once.
+
+Sampling slot k covers [k / fps, (k + 1) / fps) and keeps the first frame in it (see
+``modal_gpu.video``). Chunk bounds are whole multiples of the slot length, so every slot,
+and with it every sampled frame, falls in exactly one chunk. The last chunk is open-ended so
+that frames past the container's stated duration are not lost.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A time range [start_s, end_s) of a video; ``end_s`` None means to the end."""
+
+    index: int
+    start_s: float
+    end_s: float | None
+
+
+def plan_chunks(duration_s: float, sample_fps: float, chunk_s: float) -> list[Chunk]:
+    """Chunks of about ``chunk_s`` seconds, bounds on the sampling grid, covering all."""
+    if sample_fps <= 0:
+        raise ValueError("sample_fps must be positive")
+    slots_total = max(1, math.ceil(duration_s * sample_fps))
+    slots_per_chunk = max(1, round(chunk_s * sample_fps)) if chunk_s > 0 else slots_total
+    chunks: list[Chunk] = []
+    start_slot = 0
+    while True:
+        end_slot = start_slot + slots_per_chunk
+        last = end_slot >= slots_total
+        chunks.append(
+            Chunk(
+                index=len(chunks),
+                start_s=start_slot / sample_fps,
+                end_s=None if last else end_slot / sample_fps,
+            )
+        )
+        if last:
+            return chunks
+        start_slot = end_slot
+
+
+def auto_chunk_seconds(duration_s: float, workers: int, minimum_s: float = 30.0) -> float:
+    """One chunk per worker, but never so short that loading a model dominates."""
+    if workers <= 1:
+        return 0.0  # one chunk: the whole video
+    return max(minimum_s, math.ceil(duration_s / workers))
+
+
+@dataclass(frozen=True)
+class ChunkRequest:
+    """What a worker needs to analyse one chunk of one S3 video (JSON-serialisable)."""
+
+    bucket: str
+    key: str
+    video_id: str
+    sample_fps: float
+    start_s: float
+    end_s: float | None
+    model_pack: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,53 @@
+"""The body of a detection worker: one chunk of one S3 video in, Arrow IPC rows out.
+
+Shared by the Modal GPU class (``modal_gpu.app``) and tests (which run it on the CPU against
+the local S3 server), so both run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from modal_gpu.chunks import ChunkRequest
+from modal_gpu.detection import detect_video_faces
+from modal_gpu.face_engine import FaceEngine
+from modal_gpu.schema import table_to_ipc
+
+
+def detect_chunk_from_s3(engine: FaceEngine, s3_client: Any, request: ChunkRequest) -> dict:
+    """Download the video, analyse [start_s, end_s), delete the download, return the rows.
+
+    Returns ``{"ipc": bytes, "frames_analyzed", "faces", "download_s", "decode_s",
+    "inference_s", "wall_s"}``. The temporary file is removed even when detection fails.
+    """
+    started = time.perf_counter()
+    suffix = PurePosixPath(request.key).suffix[:8]
+    fd, name = tempfile.mkstemp(prefix="talent-chunk-", suffix=suffix)
+    os.close(fd)
+    path = Path(name)
+    try:
+        s3_client.download_file(request.bucket, request.key, str(path))
+        download_s = time.perf_counter() - started
+        table, stats = detect_video_faces(
+            path,
+            video_id=request.video_id,
+            engine=engine,
+            sample_fps=request.sample_fps,
+            start_s=request.start_s,
+            end_s=request.end_s,
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    return {
+        "ipc": table_to_ipc(table),
+        "frames_analyzed": stats.frames_analyzed,
+        "faces": table.num_rows,
+        "download_s": round(download_s, 3),
+        "decode_s": round(stats.decode_s, 3),
+        "inference_s": round(stats.inference_s, 3),
+        "wall_s": round(time.perf_counter() - started, 3),
+    }
