@@ -11,6 +11,7 @@ from dagster import DagsterInstance, Definitions
 
 from talent_assets.assets import ALL_ASSETS
 from talent_assets.assets.raw_video import SOURCE_KEY_TAG
+from talent_assets.failures import ERROR_KIND_KEY
 from talent_assets.jobs import process_video_job
 from talent_assets.partitions import videos_partitions
 
@@ -20,30 +21,39 @@ _QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How a run ended; ``message`` is the first failure's one-line reason."""
+    """How a run ended: the first failure's one-line reason and its kind (see failures.py;
+    ``internal`` for anything that is not the input's fault)."""
 
     success: bool
     run_id: str
     message: str = ""
+    error_kind: str = ""
 
 
-def first_failure(events: list[Any]) -> str:
-    """The one-line reason of the first failed step among a run's Dagster events."""
+def first_failure_with_kind(events: list[Any]) -> tuple[str, str]:
+    """(one-line reason, error kind) of the first failed step among a run's Dagster events."""
     for event in events:
         if event.is_step_failure and event.step_failure_data is not None:
             error = event.step_failure_data.error
             user = event.step_failure_data.user_failure_data
             if user is not None and user.description:
-                return user.description.splitlines()[0]
+                kind = user.metadata.get(ERROR_KIND_KEY) if user.metadata else None
+                kind_text = str(getattr(kind, "value", kind or "internal"))
+                return user.description.splitlines()[0], kind_text
             if error is not None:
                 # Unwrap Dagster's "Error occurred while executing op" to the user's cause.
                 while error.cause is not None and error.message.startswith("dagster._core.errors."):
                     error = error.cause
-                return error.message.strip().splitlines()[0]
+                return error.message.strip().splitlines()[0], "internal"
     for event in events:
         if event.event_type_value == "PIPELINE_FAILURE" and event.message:
-            return event.message.splitlines()[0]
-    return "the run failed"
+            return event.message.splitlines()[0], "internal"
+    return "the run failed", "internal"
+
+
+def first_failure(events: list[Any]) -> str:
+    """The one-line reason of the first failed step among a run's Dagster events."""
+    return first_failure_with_kind(events)[0]
 
 
 def process_partition(
@@ -82,7 +92,8 @@ def process_partition(
         )
     if result.success:
         return RunOutcome(True, result.run_id)
-    return RunOutcome(False, result.run_id, first_failure(result.all_events))
+    message, kind = first_failure_with_kind(result.all_events)
+    return RunOutcome(False, result.run_id, message, kind)
 
 
 def run_failure_message(instance: DagsterInstance, run_id: str) -> str:

@@ -165,6 +165,7 @@ def test_bad_input_fails_clearly_and_writes_nothing(
         "truncated_faststart": "truncated",
     }[name]
     assert expected in outcome.message, outcome.message
+    assert outcome.error_kind == "invalid_video"
     assert output_keys(talent_env, key) == []
     assert warehouse_keys(talent_env, video_id) == []
     run = dagster_instance.get_run_by_id(outcome.run_id)
@@ -178,6 +179,7 @@ def test_missing_object_fails_clearly(
     video_id, outcome = run_key(talent_env, dagster_instance, key)
     assert not outcome.success
     assert outcome.message == f"missing object: s3://{talent_env.bucket}/{key}"
+    assert outcome.error_kind == "missing_object"
     assert warehouse_keys(talent_env, video_id) == []
 
 

@@ -10,7 +10,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     Backoff,
-    Failure,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
@@ -20,6 +19,7 @@ from dagster import (
 from modal_gpu.video import VideoError
 from talent_assets.assets.raw_video import raw_video, recorded_video
 from talent_assets.checks import check_embedding_norms, check_frames_analyzed, check_schema
+from talent_assets.failures import input_failure
 from talent_assets.partitions import videos_partitions
 from talent_assets.resources import FaceDetector, TalentStorage
 from talent_assets.tables import TABLE_SCHEMAS
@@ -56,7 +56,7 @@ def face_detections(
     try:
         table, stats = detector.detect(path, video_id)
     except VideoError as err:
-        raise Failure(f"{video['key']}: {err}", allow_retries=False) from None
+        raise input_failure(f"{video['key']}: {err}", "invalid_video") from None
     location = storage.tables().write("face_detections", video_id, table)
 
     schema_ok, schema_msg = check_schema(table, TABLE_SCHEMAS["face_detections"])
@@ -100,7 +100,7 @@ def face_table_of(storage: TalentStorage, video_id: str) -> pa.Table:
     """The partition's ``face_detections`` rows; fails clearly if never materialised."""
     table = storage.tables().read("face_detections", video_id)
     if table is None:
-        raise Failure(
-            f"face_detections has not been materialised for {video_id}", allow_retries=False
+        raise input_failure(
+            f"face_detections has not been materialised for {video_id}", "out_of_date"
         )
     return table

@@ -7,7 +7,6 @@ import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
     Backoff,
-    Failure,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
@@ -15,6 +14,7 @@ from dagster import (
 )
 
 from modal_gpu.video import VideoError, probe_video
+from talent_assets.failures import input_failure
 from talent_assets.partitions import videos_partitions
 from talent_assets.resources import TalentStorage
 from talent_assets.storage import ObjectNotFoundError, UnsafeKeyError
@@ -47,12 +47,12 @@ def resolve_source_key(
                 key = info.key
                 break
     if key is None:
-        raise Failure(
+        raise input_failure(
             f"no object under {store.location(storage.video_prefix)} has video id {video_id}",
-            allow_retries=False,
+            "missing_object",
         )
     if video_id_for(store.bucket, key, storage.video_prefix) != video_id:
-        raise Failure(f"key {key!r} does not belong to video id {video_id}", allow_retries=False)
+        raise input_failure(f"key {key!r} does not belong to video id {video_id}", "bad_request")
     return key
 
 
@@ -75,11 +75,11 @@ def raw_video(context: AssetExecutionContext, storage: TalentStorage) -> Materia
     try:
         head = store.head(key)
     except ObjectNotFoundError:
-        raise Failure(f"missing object: {store.location(key)}", allow_retries=False) from None
+        raise input_failure(f"missing object: {store.location(key)}", "missing_object") from None
     except UnsafeKeyError as err:
-        raise Failure(str(err), allow_retries=False) from None
+        raise input_failure(str(err), "bad_request") from None
     if not is_video_key(key):
-        raise Failure(f"not a video file name: {key!r}", allow_retries=False)
+        raise input_failure(f"not a video file name: {key!r}", "invalid_video")
     download_started = time.perf_counter()
     path = fetch_video(store, key, head.etag)
     download_s = time.perf_counter() - download_started
@@ -88,7 +88,7 @@ def raw_video(context: AssetExecutionContext, storage: TalentStorage) -> Materia
         info = probe_video(path)
     except VideoError as err:
         evict_video(store, key, head.etag)
-        raise Failure(f"{key}: {err}", allow_retries=False) from None
+        raise input_failure(f"{key}: {err}", "invalid_video") from None
     probe_s = time.perf_counter() - probe_started
 
     row = {
@@ -128,5 +128,5 @@ def recorded_video(storage: TalentStorage, video_id: str) -> dict:
     """The ``videos`` row written by ``raw_video``; downstream assets start from it."""
     table = storage.tables().read("videos", video_id)
     if table is None or table.num_rows == 0:
-        raise Failure(f"raw_video has not been materialised for {video_id}", allow_retries=False)
+        raise input_failure(f"raw_video has not been materialised for {video_id}", "out_of_date")
     return table.to_pylist()[0]

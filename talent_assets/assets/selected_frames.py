@@ -16,7 +16,6 @@ from dagster import (
     AssetRecordsFilter,
     Backoff,
     Config,
-    Failure,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
@@ -29,6 +28,7 @@ from talent_assets.assets.identity_clusters import identity_clusters
 from talent_assets.assets.raw_video import recorded_video
 from talent_assets.checks import check_person_ids_contiguous
 from talent_assets.clustering import FaceArrays
+from talent_assets.failures import input_failure
 from talent_assets.images import contact_sheet, crop_face, encode_jpeg
 from talent_assets.manifest import build_manifest
 from talent_assets.partitions import videos_partitions
@@ -67,9 +67,9 @@ def _upstream_metadata(context: AssetExecutionContext, asset_name: str) -> dict[
 def _aligned_person_ids(faces: pa.Table, clusters: pa.Table) -> np.ndarray:
     """person_id per face row of ``faces``, joined on (frame_index, face_index)."""
     if clusters.num_rows != faces.num_rows:
-        raise Failure(
+        raise input_failure(
             "identity_clusters is out of date with face_detections; re-materialise it",
-            allow_retries=False,
+            "out_of_date",
         )
     index = {
         (f, i): p
@@ -84,9 +84,9 @@ def _aligned_person_ids(faces: pa.Table, clusters: pa.Table) -> np.ndarray:
     try:
         return np.array([index[k] for k in keys], dtype=np.int32)
     except KeyError:
-        raise Failure(
+        raise input_failure(
             "identity_clusters is out of date with face_detections; re-materialise it",
-            allow_retries=False,
+            "out_of_date",
         ) from None
 
 
@@ -149,8 +149,8 @@ def selected_frames(
     faces_table = face_table_of(storage, video_id)
     clusters = storage.tables().read("identity_clusters", video_id)
     if clusters is None:
-        raise Failure(
-            f"identity_clusters has not been materialised for {video_id}", allow_retries=False
+        raise input_failure(
+            f"identity_clusters has not been materialised for {video_id}", "out_of_date"
         )
     detections_meta = _upstream_metadata(context, "face_detections")
     sample_fps = float(detections_meta.get("sample_fps", detector.sample_fps))
@@ -167,7 +167,7 @@ def selected_frames(
         try:
             frames = read_frames(path, [int(faces.frame_index[s.face]) for s in chosen])
         except VideoError as err:
-            raise Failure(f"{video['key']}: {err}", allow_retries=False) from None
+            raise input_failure(f"{video['key']}: {err}", "invalid_video") from None
     decode_s = time.perf_counter() - decode_started
 
     out = storage.output_store()
