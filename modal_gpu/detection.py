@@ -32,12 +32,14 @@ class DetectionStats:
     extra: dict[str, float] = field(default_factory=dict)
 
     def merge(self, other: DetectionStats) -> DetectionStats:
+        """Totals of two passes (wall time: the longer one, as chunks run side by side)."""
         return DetectionStats(
             frames_analyzed=self.frames_analyzed + other.frames_analyzed,
             faces_detected=self.faces_detected + other.faces_detected,
             decode_s=self.decode_s + other.decode_s,
             inference_s=self.inference_s + other.inference_s,
             wall_s=max(self.wall_s, other.wall_s),
+            extra={**self.extra, **other.extra},
         )
 
 

@@ -1,7 +1,11 @@
 """Dagster resources: where videos and outputs live, and the face detector."""
 
 import functools
+import json
 import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -9,10 +13,17 @@ import pyarrow as pa
 from dagster import ConfigurableResource, EnvVar, ResourceDependency
 from dagster_aws.s3 import S3Resource
 
+from modal_gpu.chunks import Chunk, ChunkRequest, auto_chunk_seconds, plan_chunks
 from modal_gpu.detection import DetectionStats
+from modal_gpu.fanout import detect_in_chunks, join_chunks
+from modal_gpu.schema import table_from_ipc
 from talent_assets.settings import Settings
 from talent_assets.storage import LocalObjectStore, ObjectStore, S3ObjectStore
 from talent_assets.warehouse import Warehouse
+
+# Chunk length on Modal: short enough that a 90-minute video fans out over ~45 GPUs and
+# finishes in about a minute, long enough that each container's model load is amortised.
+MODAL_CHUNK_S = 120.0
 
 
 class TalentStorage(ConfigurableResource):
@@ -60,36 +71,127 @@ class TalentStorage(ConfigurableResource):
         return Warehouse(LocalObjectStore(Path(root).expanduser()), "")
 
 
-@functools.lru_cache(maxsize=2)
-def local_face_engine(pack: str):  # -> FaceEngine, loaded once per process and pack
-    """Loading ONNX sessions takes seconds; keep one engine per process and pack."""
-    from modal_gpu.face_engine import FaceEngine
+# Modal list prices in USD per GPU-hour (modal.com/pricing, 2026); override with
+# TALENT_MODAL_GPU_PRICES='{"T4": 0.59, ...}'. Used for the cost estimate in metadata only.
+DEFAULT_GPU_PRICES_PER_HOUR: dict[str, float] = {
+    "T4": 0.59,
+    "L4": 0.80,
+    "A10G": 1.10,
+    "L40S": 1.95,
+    "A100-40GB": 2.10,
+    "A100-80GB": 2.50,
+    "H100": 3.95,
+    "H200": 4.54,
+    "B200": 6.25,
+}
 
-    return FaceEngine(pack)
+
+def gpu_prices() -> dict[str, float]:
+    """The price table, with any override from the environment."""
+    prices = dict(DEFAULT_GPU_PRICES_PER_HOUR)
+    override = os.environ.get("TALENT_MODAL_GPU_PRICES")
+    if override:
+        prices.update({k: float(v) for k, v in json.loads(override).items()})
+    return prices
+
+
+@functools.lru_cache(maxsize=4)
+def _deployed_detector_cls(app_name: str):  # -> modal.Cls, looked up once per process
+    import modal
+
+    return modal.Cls.from_name(app_name, "FaceDetector")
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """Where the detector finds a video: the object, and a local copy for the CPU path."""
+
+    bucket: str
+    key: str
+    duration_s: float
+    local_path: Callable[[], Path]
 
 
 class FaceDetector(ConfigurableResource):
-    """Runs face detection for a video: in-process on the CPU, or on a Modal GPU."""
+    """Runs face detection for a video: in-process on the CPU, or on a Modal GPU.
+
+    Both split the video into time chunks on the sampling grid and run them in parallel:
+    a process pool locally (one per core), ``.map`` over the deployed Modal class remotely.
+    """
 
     kind: Literal["local", "modal"] = "local"
     model_pack: str = "bundled"
     sample_fps: float = 2.0
+    workers: int = 0  # local processes; 0 = one per core
+    chunk_s: float = 0.0  # 0 = local: one chunk per worker; Modal: MODAL_CHUNK_S
     modal_app: str = "video-talent-extractor"
+    modal_gpu: str = "T4"
 
-    def detect(self, video: Path, video_id: str) -> tuple[pa.Table, DetectionStats]:
-        """All gated faces of ``video`` as ``face_detections`` rows, plus stage statistics."""
+    def plan(self, duration_s: float) -> list[Chunk]:
+        """The chunks this detector will analyse for a video of ``duration_s`` seconds."""
         if self.kind == "modal":
-            raise NotImplementedError(
-                "the Modal detector is not yet available; set TALENT_DETECTOR=local"
-            )
-        from modal_gpu.detection import detect_video_faces
+            chunk_s = self.chunk_s or MODAL_CHUNK_S
+        else:
+            chunk_s = self.chunk_s or auto_chunk_seconds(duration_s, self._workers())
+        return plan_chunks(duration_s, self.sample_fps, chunk_s)
 
-        return detect_video_faces(
-            video,
+    def _workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    def detect(self, video_id: str, source: VideoSource) -> tuple[pa.Table, DetectionStats]:
+        """All gated faces of the video as ``face_detections`` rows, plus statistics."""
+        chunks = self.plan(source.duration_s)
+        if self.kind == "modal":
+            return self._detect_on_modal(video_id, source, chunks)
+        return detect_in_chunks(
+            source.local_path(),
             video_id=video_id,
-            engine=local_face_engine(self.model_pack),
+            pack=self.model_pack,
             sample_fps=self.sample_fps,
+            chunks=chunks,
+            workers=self._workers(),
         )
+
+    def _detect_on_modal(
+        self, video_id: str, source: VideoSource, chunks: list[Chunk]
+    ) -> tuple[pa.Table, DetectionStats]:
+        started = time.perf_counter()
+        requests = [
+            ChunkRequest(
+                bucket=source.bucket,
+                key=source.key,
+                video_id=video_id,
+                sample_fps=self.sample_fps,
+                start_s=c.start_s,
+                end_s=c.end_s,
+                model_pack=self.model_pack,
+            ).to_dict()
+            for c in chunks
+        ]
+        remote = _deployed_detector_cls(self.modal_app)(model_pack=self.model_pack)
+        # .map keeps input order, so rows come back in time order; Modal retries chunks.
+        replies = list(remote.detect_chunk.map(requests))
+        results = []
+        for reply in replies:
+            stats = DetectionStats(
+                frames_analyzed=int(reply["frames_analyzed"]),
+                decode_s=float(reply["decode_s"]),
+                inference_s=float(reply["inference_s"]),
+                wall_s=float(reply["wall_s"]),
+            )
+            results.append((table_from_ipc(reply["ipc"]), stats))
+        table, stats = join_chunks(results)
+        gpu_seconds = sum(float(r["wall_s"]) for r in replies)
+        price = gpu_prices().get(self.modal_gpu)
+        stats.wall_s = time.perf_counter() - started
+        stats.extra.update(
+            chunks=len(chunks),
+            gpu=self.modal_gpu,
+            gpu_seconds=round(gpu_seconds, 2),
+        )
+        if price is not None:
+            stats.extra["estimated_cost_usd"] = round(gpu_seconds / 3600 * price, 5)
+        return table, stats
 
 
 def _env_or_none(name: str) -> EnvVar | None:
@@ -118,6 +220,9 @@ def build_resources(settings: Settings | None = None) -> dict[str, ConfigurableR
             kind=settings.detector,  # type: ignore[arg-type]
             model_pack=settings.model_pack,
             sample_fps=settings.sample_fps,
+            workers=int(os.environ.get("TALENT_WORKERS", "0")),
+            chunk_s=float(os.environ.get("TALENT_CHUNK_S", "0")),
+            modal_gpu=settings.modal_gpu,
         ),
     }
 

@@ -96,9 +96,9 @@ def bad_inputs(media_dir: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def face_engine():
     """The bundled-pack engine, loaded once (the same one the local detector uses)."""
-    from talent_assets.resources import local_face_engine
+    from modal_gpu.fanout import cached_engine
 
-    return local_face_engine("bundled")
+    return cached_engine("bundled")
 
 
 def pytest_configure(config: pytest.Config) -> None:

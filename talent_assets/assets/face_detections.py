@@ -21,7 +21,7 @@ from talent_assets.assets.raw_video import raw_video, recorded_video
 from talent_assets.checks import check_embedding_norms, check_frames_analyzed, check_schema
 from talent_assets.failures import input_failure
 from talent_assets.partitions import videos_partitions
-from talent_assets.resources import FaceDetector, TalentStorage
+from talent_assets.resources import FaceDetector, TalentStorage, VideoSource
 from talent_assets.tables import TABLE_SCHEMAS
 from talent_assets.video_cache import fetch_video
 
@@ -51,10 +51,15 @@ def face_detections(
     started = time.perf_counter()
     video = recorded_video(storage, video_id)
     store = storage.input_store()
-    path = fetch_video(store, video["key"], video["etag"])
-    fetch_s = time.perf_counter() - started
+    source = VideoSource(
+        bucket=video["bucket"],
+        key=video["key"],
+        duration_s=float(video["duration_s"]),
+        # Only the CPU path needs a local copy; Modal workers read S3 themselves.
+        local_path=lambda: fetch_video(store, video["key"], video["etag"]),
+    )
     try:
-        table, stats = detector.detect(path, video_id)
+        table, stats = detector.detect(video_id, source)
     except VideoError as err:
         raise input_failure(f"{video['key']}: {err}", "invalid_video") from None
     location = storage.tables().write("face_detections", video_id, table)
@@ -74,7 +79,7 @@ def face_detections(
             "detector": detector.kind,
             "mean_face_quality": round(float(quality.mean()), 2) if len(quality) else 0.0,
             "table": MetadataValue.path(location),
-            "fetch_s": round(fetch_s, 3),
+            **{k: v for k, v in stats.extra.items()},
             "decode_s": round(stats.decode_s, 3),
             "inference_s": round(stats.inference_s, 3),
             "detect_wall_s": round(stats.wall_s, 3),

@@ -1,0 +1,99 @@
+"""Run the chunks of one local video in parallel worker processes and join them in order.
+
+Each worker process loads the face engine once with a single onnxruntime thread, so N
+workers use N cores without oversubscription, and decoding runs in parallel too (one
+decoder per chunk), which a single multi-threaded process cannot do as well.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+
+from modal_gpu.chunks import Chunk
+from modal_gpu.detection import DetectionStats, detect_video_faces
+from modal_gpu.face_engine import FaceEngine
+from modal_gpu.schema import FACE_DETECTIONS_SCHEMA
+from modal_gpu.video import VideoError
+
+CHUNK_ATTEMPTS = 2
+
+
+@functools.lru_cache(maxsize=2)
+def cached_engine(pack: str, threads: int = 0) -> FaceEngine:
+    """One engine per process, pack and thread count: loading ONNX sessions takes seconds."""
+    return FaceEngine(pack, intra_op_threads=threads)
+
+
+def _detect_chunk(
+    path: str, video_id: str, pack: str, sample_fps: float, chunk: Chunk, threads: int
+) -> tuple[pa.Table, DetectionStats]:
+    return detect_video_faces(
+        Path(path),
+        video_id=video_id,
+        engine=cached_engine(pack, threads),
+        sample_fps=sample_fps,
+        start_s=chunk.start_s,
+        end_s=chunk.end_s,
+    )
+
+
+def join_chunks(results: list[tuple[pa.Table, DetectionStats]]) -> tuple[pa.Table, DetectionStats]:
+    """Concatenate per-chunk rows in chunk order and add up their statistics."""
+    tables = [table for table, _ in results if table.num_rows]
+    table = pa.concat_tables(tables) if tables else FACE_DETECTIONS_SCHEMA.empty_table()
+    stats = DetectionStats()
+    for _, chunk_stats in results:
+        stats = stats.merge(chunk_stats)
+    stats.faces_detected = table.num_rows
+    return table, stats
+
+
+def detect_in_chunks(
+    path: Path,
+    *,
+    video_id: str,
+    pack: str,
+    sample_fps: float,
+    chunks: list[Chunk],
+    workers: int,
+) -> tuple[pa.Table, DetectionStats]:
+    """Analyse ``chunks`` of ``path`` with up to ``workers`` processes; rows in time order.
+
+    A chunk that fails for a reason other than bad input is retried once; bad input
+    (:class:`VideoError`) fails at once, as retrying cannot fix it.
+    """
+    started = time.perf_counter()
+    if len(chunks) <= 1 or workers <= 1:
+        results = [_detect_chunk(str(path), video_id, pack, sample_fps, c, 0) for c in chunks]
+    else:
+        # spawn, not fork: the parent may hold onnxruntime and decoder threads.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+
+            def submit(chunk: Chunk) -> Future:
+                return pool.submit(_detect_chunk, str(path), video_id, pack, sample_fps, chunk, 1)
+
+            futures = {chunk.index: submit(chunk) for chunk in chunks}
+            results = []
+            for chunk in chunks:
+                for attempt in range(1, CHUNK_ATTEMPTS + 1):
+                    try:
+                        results.append(futures[chunk.index].result())
+                        break
+                    except VideoError:
+                        raise
+                    except Exception:
+                        if attempt == CHUNK_ATTEMPTS:
+                            raise
+                        futures[chunk.index] = submit(chunk)
+    table, stats = join_chunks(results)
+    stats.wall_s = time.perf_counter() - started
+    stats.extra["chunks"] = len(chunks)
+    stats.extra["workers"] = min(workers, len(chunks))
+    return table, stats
