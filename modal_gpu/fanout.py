@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -33,7 +34,8 @@ def cached_engine(pack: str, threads: int = 0) -> FaceEngine:
 def _detect_chunk(
     path: str, video_id: str, pack: str, sample_fps: float, chunk: Chunk, threads: int
 ) -> tuple[pa.Table, DetectionStats]:
-    return detect_video_faces(
+    started = time.time()
+    table, stats = detect_video_faces(
         Path(path),
         video_id=video_id,
         engine=cached_engine(pack, threads),
@@ -41,6 +43,21 @@ def _detect_chunk(
         start_s=chunk.start_s,
         end_s=chunk.end_s,
     )
+    # Who ran it and when, so the join can report how much really ran side by side.
+    stats.extra = {"pid": os.getpid(), "span": (started, time.time())}
+    return table, stats
+
+
+def _overlap_s(spans: list[tuple[float, float]]) -> float:
+    """Seconds during which at least two chunks were running at once."""
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    running, last, overlap = 0, 0.0, 0.0
+    for t, step in events:
+        if running >= 2:
+            overlap += t - last
+        running += step
+        last = t
+    return overlap
 
 
 def join_chunks(results: list[tuple[pa.Table, DetectionStats]]) -> tuple[pa.Table, DetectionStats]:
@@ -94,6 +111,9 @@ def detect_in_chunks(
                         futures[chunk.index] = submit(chunk)
     table, stats = join_chunks(results)
     stats.wall_s = time.perf_counter() - started
-    stats.extra["chunks"] = len(chunks)
-    stats.extra["workers"] = min(workers, len(chunks))
+    stats.extra = {
+        "chunks": len(chunks),
+        "worker_processes": len({s.extra["pid"] for _, s in results}),
+        "parallel_s": round(_overlap_s([s.extra["span"] for _, s in results]), 3),
+    }
     return table, stats
