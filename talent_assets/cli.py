@@ -203,6 +203,21 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    # The API runs jobs through Dagster in this process: point DAGSTER_HOME at the local
+    # stack's instance (.talent/dagster) to see its runs in the UI.
+    uvicorn.run(
+        "talent_assets.api:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+    )
+    return 0
+
+
 def _cmd_query(args: argparse.Namespace) -> int:
     from talent_assets.query import QueryError, run_query
     from talent_assets.settings import Settings
@@ -242,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("files", nargs="+", help="video files")
     upload.add_argument("--root", type=Path, default=Path(".talent"))
     upload.set_defaults(func=_cmd_upload)
+    serve = commands.add_parser("serve", help="the HTTP API (FastAPI + uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_cmd_serve)
     query = commands.add_parser(
         "query",
         help="SQL (DuckDB) over the tables videos, face_detections, identity_clusters, "
