@@ -26,7 +26,7 @@ CHUNK_ATTEMPTS = 2
 
 
 @functools.lru_cache(maxsize=2)
-def cached_engine(pack: str, threads: int = 0) -> FaceEngine:
+def cached_engine(pack: str, threads: int = 1) -> FaceEngine:
     """One engine per process, pack and thread count: loading ONNX sessions takes seconds."""
     return FaceEngine(pack, intra_op_threads=threads)
 
@@ -87,7 +87,7 @@ def detect_in_chunks(
     """
     started = time.perf_counter()
     if len(chunks) <= 1 or workers <= 1:
-        results = [_detect_chunk(str(path), video_id, pack, sample_fps, c, 0) for c in chunks]
+        results = [_detect_chunk(str(path), video_id, pack, sample_fps, c, 1) for c in chunks]
     else:
         # spawn, not fork: the parent may hold onnxruntime and decoder threads.
         context = multiprocessing.get_context("spawn")
