@@ -18,6 +18,7 @@ demo: setup
 	$(VENV)/bin/talent demo
 
 test: setup
+	@scripts/ensure-chromium
 	$(VENV)/bin/python -m pytest -q
 
 test-fast: setup

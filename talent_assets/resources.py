@@ -42,7 +42,23 @@ class TalentStorage(ConfigurableResource):
     local_output_dir: str | None = None
 
     def _s3_store(self) -> S3ObjectStore:
-        return S3ObjectStore(self.s3.get_client(), self.bucket)
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        # Built from the S3Resource's (resolved) settings rather than S3Resource.get_client():
+        # that client presigns with the legacy SigV2 scheme, and links must be SigV4.
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.s3.endpoint_url,
+            region_name=self.s3.region_name,
+            aws_access_key_id=self.s3.aws_access_key_id,
+            aws_secret_access_key=self.s3.aws_secret_access_key,
+            aws_session_token=self.s3.aws_session_token,
+            config=BotoConfig(
+                signature_version="s3v4", retries={"max_attempts": self.s3.max_attempts}
+            ),
+        )
+        return S3ObjectStore(client, self.bucket)
 
     def input_store(self) -> ObjectStore:
         """Where source videos are read from."""

@@ -97,6 +97,7 @@ def test_three_people_found_with_correct_frames(
         first_seen.append(result["first_seen"])
         assert result["first_seen"] <= result["timestamp"] <= result["last_seen"]
         assert result["s3_url"].startswith(talent_env.endpoint_url)
+        assert "X-Amz-Signature=" in result["s3_url"]  # SigV4, not the legacy scheme
     assert first_seen == sorted(first_seen)
 
     base = "processed/e2e/Three_People/"

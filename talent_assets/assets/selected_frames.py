@@ -19,6 +19,9 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
 )
 
@@ -39,6 +42,17 @@ from talent_assets.selection import PersonSelection, SelectionParams, select_bes
 from talent_assets.tables import SELECTED_FRAMES_SCHEMA
 from talent_assets.video_cache import evict_video, fetch_video
 from talent_assets.video_id import output_stem
+
+PEOPLE_TABLE_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("person", "int"),
+        TableColumn("first_seen_s", "float"),
+        TableColumn("last_seen_s", "float"),
+        TableColumn("screen_time_s", "float"),
+        TableColumn("score", "float"),
+        TableColumn("frame", "string"),
+    ]
+)
 
 
 class FrameSelectionConfig(Config):
@@ -134,7 +148,7 @@ def _people_markdown(results: list[dict[str, Any]]) -> str:
     description=(
         "The best frame of each person (a high-quality face close to the person's centre), "
         "uploaded as the full frame and a face crop, with a contact sheet and manifest.json "
-        "under processed/<video>/. Writes the `selected_frames` table."
+        "under `processed/<video>/`. Writes the `selected_frames` table."
     ),
 )
 def selected_frames(
@@ -268,6 +282,23 @@ def selected_frames(
         metadata={
             "people_found": len(chosen),
             "people": MetadataValue.md(_people_markdown(results) if results else "no people"),
+            # The markdown above opens in a dialog once it is long; a table renders inline.
+            "people_table": MetadataValue.table(
+                records=[
+                    TableRecord(
+                        {
+                            "person": r["person_id"],
+                            "first_seen_s": r["first_seen"],
+                            "last_seen_s": r["last_seen"],
+                            "screen_time_s": r["screen_time"],
+                            "score": r["score"],
+                            "frame": r["s3_key"],
+                        }
+                    )
+                    for r in results
+                ],
+                schema=PEOPLE_TABLE_SCHEMA,
+            ),
             "contact_sheet": MetadataValue.md(_preview_markdown(sheet)),
             "timeline": MetadataValue.md(
                 _timeline_markdown(faces, person_ids, chosen, video, sample_fps)
