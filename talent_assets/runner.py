@@ -42,7 +42,11 @@ def first_failure_with_kind(events: list[Any]) -> tuple[str, str]:
                 return user.description.splitlines()[0], kind_text
             if error is not None:
                 # Unwrap Dagster's "Error occurred while executing op" to the user's cause.
-                while error.cause is not None and error.message.startswith("dagster._core.errors."):
+                # After retries the last failure is a RetryRequestedFromPolicy wrapping it.
+                while error.cause is not None and (
+                    error.message.startswith("dagster._core.errors.")
+                    or error.cls_name == "RetryRequestedFromPolicy"
+                ):
                     error = error.cause
                 return error.message.strip().splitlines()[0], "internal"
     for event in events:
