@@ -230,3 +230,19 @@ def test_rerun_replaces_rows_and_a_bad_reupload_loses_nothing(
         == json.dumps(manifest_before, sort_keys=True)
         or manifest_of(talent_env, key)["people_found"] == manifest_before["people_found"]
     )
+
+
+def test_internal_failure_keeps_its_reason_after_retries(
+    talent_env: Settings,
+    dagster_instance: DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+    no_face_clip: Path,
+) -> None:
+    key = "videos/e2e/misconfigured.mp4"
+    upload(talent_env, no_face_clip, key)
+    monkeypatch.setenv("TALENT_WAREHOUSE", "s3://some-other-bucket/warehouse")
+    _, outcome = run_key(Settings.from_env(), dagster_instance, key)
+    assert not outcome.success
+    assert outcome.error_kind == "internal"
+    assert "TALENT_WAREHOUSE must be in the configured bucket" in outcome.message
+    assert output_keys(talent_env, key) == []
