@@ -167,14 +167,19 @@ class SampleGate:
         self.sample_fps = sample_fps
         self.start_s = start_s
         self.end_s = end_s
-        self._last_slot = sample_slot(start_s, sample_fps) - 1
+        self._first_slot = sample_slot(start_s, sample_fps)
+        self._end_slot = None if end_s is None else sample_slot(end_s, sample_fps)
+        self._last_slot = self._first_slot - 1
 
     def decide(self, t: float) -> str:
-        if t < self.start_s - 1e-6:
-            return self.SKIP
-        if self.end_s is not None and t >= self.end_s - 1e-6:
-            return self.STOP
+        # Bounds are compared as slots, with the same rounding as the slot of each frame:
+        # comparing times with a tolerance could drop a frame a hair before a boundary from
+        # both chunks.
         slot = sample_slot(t, self.sample_fps)
+        if slot < self._first_slot:
+            return self.SKIP
+        if self._end_slot is not None and slot >= self._end_slot:
+            return self.STOP
         if slot <= self._last_slot:
             return self.SKIP
         self._last_slot = slot

@@ -16,13 +16,16 @@ from modal_gpu.chunks import ChunkRequest
 from modal_gpu.detection import detect_video_faces
 from modal_gpu.face_engine import FaceEngine
 from modal_gpu.schema import table_to_ipc
+from modal_gpu.video import VideoError
 
 
 def detect_chunk_from_s3(engine: FaceEngine, s3_client: Any, request: ChunkRequest) -> dict:
     """Download the video, analyse [start_s, end_s), delete the download, return the rows.
 
     Returns ``{"ipc": bytes, "frames_analyzed", "faces", "download_s", "decode_s",
-    "inference_s", "wall_s"}``. The temporary file is removed even when detection fails.
+    "inference_s", "wall_s"}``, or ``{"video_error": "<one line>"}`` when the file is not a
+    usable video: returned, not raised, because the platform would retry an exception and no
+    retry can fix bad input. The temporary file is removed even when detection fails.
     """
     started = time.perf_counter()
     suffix = PurePosixPath(request.key).suffix[:8]
@@ -32,14 +35,17 @@ def detect_chunk_from_s3(engine: FaceEngine, s3_client: Any, request: ChunkReque
     try:
         s3_client.download_file(request.bucket, request.key, str(path))
         download_s = time.perf_counter() - started
-        table, stats = detect_video_faces(
-            path,
-            video_id=request.video_id,
-            engine=engine,
-            sample_fps=request.sample_fps,
-            start_s=request.start_s,
-            end_s=request.end_s,
-        )
+        try:
+            table, stats = detect_video_faces(
+                path,
+                video_id=request.video_id,
+                engine=engine,
+                sample_fps=request.sample_fps,
+                start_s=request.start_s,
+                end_s=request.end_s,
+            )
+        except VideoError as err:
+            return {"video_error": str(err)}
     finally:
         path.unlink(missing_ok=True)
     return {

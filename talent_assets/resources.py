@@ -17,6 +17,7 @@ from modal_gpu.chunks import Chunk, ChunkRequest, auto_chunk_seconds, plan_chunk
 from modal_gpu.detection import DetectionStats
 from modal_gpu.fanout import detect_in_chunks, join_chunks
 from modal_gpu.schema import table_from_ipc
+from modal_gpu.video import VideoError
 from talent_assets.settings import Settings
 from talent_assets.storage import LocalObjectStore, ObjectStore, S3ObjectStore
 from talent_assets.warehouse import Warehouse
@@ -187,6 +188,9 @@ class FaceDetector(ConfigurableResource):
         remote = _deployed_detector_cls(self.modal_app)(model_pack=self.model_pack)
         # .map keeps input order, so rows come back in time order; Modal retries chunks.
         replies = list(remote.detect_chunk.map(requests))
+        for reply in replies:
+            if "video_error" in reply:
+                raise VideoError(reply["video_error"])
         results = []
         for reply in replies:
             stats = DetectionStats(
