@@ -119,6 +119,10 @@ def format_people(manifest: dict[str, Any]) -> str:
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
+    from talent_assets.stack import use_running_stack
+
+    if args.source.startswith("s3://") or args.out is None:
+        use_running_stack()
     manifest = process_video(args.source, out=args.out, sample_fps=args.sample_fps)
     if args.json:
         print(json.dumps(manifest, indent=2))
@@ -148,7 +152,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
         nonlocal stopping
         stopping = True
 
+    # Handle both explicitly: a shell that starts us in the background ignores SIGINT, and
+    # Ctrl-C must still stop the stack cleanly rather than leave servers behind.
     signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     try:
         print(f"Dagster UI:  {info.ui_url}")
         print(
@@ -206,8 +213,14 @@ def _cmd_upload(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    # The API runs jobs through Dagster in this process: point DAGSTER_HOME at the local
-    # stack's instance (.talent/dagster) to see its runs in the UI.
+    from talent_assets.stack import use_running_stack
+
+    info = use_running_stack()
+    if info is not None:
+        print(f"Using the local stack: S3 {info.endpoint_url}, Dagster UI {info.ui_url}")
+
+    # The API runs jobs through Dagster in this process; with the local stack's
+    # DAGSTER_HOME its runs show in the stack's UI.
     uvicorn.run(
         "talent_assets.api:create_app",
         factory=True,
@@ -221,6 +234,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_query(args: argparse.Namespace) -> int:
     from talent_assets.query import QueryError, run_query
     from talent_assets.settings import Settings
+    from talent_assets.stack import use_running_stack
+
+    use_running_stack()
 
     try:
         print(run_query(args.sql, settings=Settings.from_env(), fmt=args.format))

@@ -284,3 +284,32 @@ def wait_for_runs(dagster_home: Path, keys: list[str], timeout_s: float = 600.0)
                 waiting = [k for k in keys if k not in latest or latest[k].status not in finished]
                 raise StackError(f"runs did not finish within {timeout_s:.0f} s: {waiting}")
             time.sleep(1.0)
+
+
+def use_running_stack(root: Path = DEFAULT_ROOT) -> StackInfo | None:
+    """Point this process's environment at a running ``talent up`` stack, if there is one.
+
+    Only when no S3 endpoint is configured explicitly, so an explicit configuration always
+    wins. Sets the endpoint, bucket, prefix, Dagster home (runs then show in the stack's
+    UI) and, unless already set, the stack's credentials.
+    """
+    if os.environ.get("TALENT_S3_ENDPOINT_URL"):
+        return None
+    try:
+        info = StackInfo.load(root)
+    except StackError:
+        return None
+    access, secret = load_credentials(root)
+    os.environ.update(
+        {
+            "TALENT_S3_ENDPOINT_URL": info.endpoint_url,
+            "TALENT_BUCKET": info.bucket,
+            "TALENT_VIDEO_PREFIX": info.video_prefix,
+            "DAGSTER_HOME": info.dagster_home,
+            "AWS_ACCESS_KEY_ID": access,
+            "AWS_SECRET_ACCESS_KEY": secret,
+        }
+    )
+    os.environ.setdefault("AWS_REGION", "us-east-1")
+    os.environ.pop("TALENT_WAREHOUSE", None)
+    return info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -75,3 +76,37 @@ def test_uploads_become_partitions_and_runs_without_a_manual_step(
         again = _runs_for(instance, changed)
         assert len(again) == 2 and again[0].status == DagsterRunStatus.SUCCESS
         assert [len(_runs_for(instance, k)) for k in keys[:2]] == [1, 1]
+
+
+def test_talent_up_prints_addresses_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    root = tmp_path / ".talent"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "talent_assets.cli", "up", "--root", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TALENT_"))},
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (root / "stack.json").is_file():
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "talent up did not come up"
+            time.sleep(0.5)
+        info = StackInfo.load(root)
+        assert oct((root / "credentials.json").stat().st_mode & 0o777) == "0o600"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert f"Dagster UI:  {info.ui_url}" in out
+    assert f"S3 endpoint: {info.endpoint_url}" in out
+    assert "talent upload" in out and "Stopping" in out
+    assert not (root / "stack.json").exists()
+    # Nothing it started is left: no server still serves the S3 data folder.
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(root)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert leftovers == []
