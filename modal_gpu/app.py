@@ -256,11 +256,10 @@ def summarize_detections(
 
     from modal_gpu.schema import FACE_DETECTIONS_SCHEMA, table_from_ipc
     from talent_assets.clustering import (
-        CLUSTER_THRESHOLDS,
-        DEFAULT_CLUSTER_THRESHOLD,
         ClusteringParams,
         FaceArrays,
         cluster_identities,
+        threshold_for_pack,
     )
     from talent_assets.selection import SelectionParams, select_best_frames
 
@@ -268,8 +267,9 @@ def summarize_detections(
     tables = [t for t in tables if t.num_rows]
     table = pa.concat_tables(tables) if tables else FACE_DETECTIONS_SCHEMA.empty_table()
     faces = FaceArrays.from_table(table)
-    threshold = CLUSTER_THRESHOLDS.get(model_pack, DEFAULT_CLUSTER_THRESHOLD)
-    clustering = cluster_identities(faces, ClusteringParams(threshold=threshold))
+    clustering = cluster_identities(
+        faces, ClusteringParams(threshold=threshold_for_pack(model_pack))
+    )
     people = select_best_frames(faces, clustering.person_id, SelectionParams(sample_fps=sample_fps))
     results = [
         {

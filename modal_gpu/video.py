@@ -147,6 +147,12 @@ def probe_video(path: Path) -> VideoInfo:
     )
 
 
+def _timeline(stream: av.video.stream.VideoStream) -> tuple[float, float, int]:
+    """(nominal fps, seconds per pts tick, pts of the first frame) of a video stream."""
+    fps = float(stream.average_rate or stream.guessed_rate or 0.0) or 25.0
+    return fps, float(stream.time_base), stream.start_time or 0
+
+
 def sample_slot(timestamp_s: float, sample_fps: float) -> int:
     """The sampling slot of a timestamp: slot k covers [k / fps, (k + 1) / fps)."""
     return math.floor(timestamp_s * sample_fps + 1e-6)
@@ -222,9 +228,7 @@ def iter_sampled_frames(
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        fps = float(stream.average_rate or stream.guessed_rate or 0.0) or 25.0
-        time_base = float(stream.time_base)
-        origin = stream.start_time or 0
+        fps, time_base, origin = _timeline(stream)
         if start_s > 0:
             # Land on the keyframe at or before start_s; frames before it are skipped below.
             container.seek(origin + int(start_s / time_base), stream=stream, backward=True)
@@ -288,9 +292,7 @@ def read_frames(path: Path, frame_indices: Iterable[int]) -> dict[int, np.ndarra
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        fps = float(stream.average_rate or stream.guessed_rate or 0.0) or 25.0
-        time_base = float(stream.time_base)
-        origin = stream.start_time or 0
+        fps, time_base, origin = _timeline(stream)
         for index in wanted:
             if index in found:
                 continue

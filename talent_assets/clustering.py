@@ -20,6 +20,11 @@ CLUSTER_THRESHOLDS = {"bundled": 0.62, "buffalo_l": 0.60}
 DEFAULT_CLUSTER_THRESHOLD = 0.62
 
 
+def threshold_for_pack(pack: str) -> float:
+    """The clustering threshold calibrated for a model pack."""
+    return CLUSTER_THRESHOLDS.get(pack, DEFAULT_CLUSTER_THRESHOLD)
+
+
 @dataclass(frozen=True)
 class FaceArrays:
     """The columns of ``face_detections`` that clustering needs, as numpy arrays."""

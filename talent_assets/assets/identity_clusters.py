@@ -17,11 +17,10 @@ from dagster import (
 from talent_assets.assets.face_detections import face_detections, face_table_of
 from talent_assets.checks import check_every_face_assigned, check_one_person_per_frame
 from talent_assets.clustering import (
-    CLUSTER_THRESHOLDS,
-    DEFAULT_CLUSTER_THRESHOLD,
     ClusteringParams,
     FaceArrays,
     cluster_identities,
+    threshold_for_pack,
 )
 from talent_assets.partitions import videos_partitions
 from talent_assets.resources import TalentStorage
@@ -63,7 +62,7 @@ def identity_clusters(
     threshold = config.threshold
     if threshold is None:
         pack = next(iter(packs)) if len(packs) == 1 else ""
-        threshold = CLUSTER_THRESHOLDS.get(pack, DEFAULT_CLUSTER_THRESHOLD)
+        threshold = threshold_for_pack(pack)
     params = ClusteringParams(
         threshold=threshold,
         track_iou=config.track_iou,
