@@ -146,7 +146,7 @@ def s3_client() -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
+    return boto3.session.Session().client(
         "s3",
         endpoint_url=os.environ.get("TALENT_S3_ENDPOINT_URL") or None,
         region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),

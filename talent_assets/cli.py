@@ -191,7 +191,7 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     except StackError as err:
         raise CliError(str(err)) from None
     access, secret = load_credentials(args.root)
-    client = boto3.client(
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=info.endpoint_url,
         region_name="us-east-1",

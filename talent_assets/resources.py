@@ -48,7 +48,7 @@ class TalentStorage(ConfigurableResource):
 
         # Built from the S3Resource's (resolved) settings rather than S3Resource.get_client():
         # that client presigns with the legacy SigV2 scheme, and links must be SigV4.
-        client = boto3.client(
+        client = boto3.session.Session().client(
             "s3",
             endpoint_url=self.s3.endpoint_url,
             region_name=self.s3.region_name,
@@ -251,13 +251,14 @@ def bucket_store(settings: Settings | None = None) -> S3ObjectStore:
     """The configured bucket outside a Dagster run (CLI uploads, demo, API, tests).
 
     Credentials come from boto3's default chain (the same environment variables), never from
-    arguments, so they cannot leak into logs or metadata.
+    arguments, so they cannot leak into logs or metadata. A new session each time: boto3's
+    default session resolves credentials once per process and would keep stale ones.
     """
     import boto3
     from botocore.config import Config as BotoConfig
 
     settings = settings or Settings.from_env()
-    client = boto3.client(
+    client = boto3.session.Session().client(
         "s3",
         endpoint_url=settings.endpoint_url,
         region_name=settings.region,
