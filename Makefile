@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: setup demo test test-fast lint format clean
+.PHONY: setup demo test test-fast lint format clean eval bench
 
 setup: $(STAMP)
 
@@ -23,6 +23,12 @@ test: setup
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+eval: setup
+	$(VENV)/bin/python benchmarks/evaluate.py
+
+bench: setup
+	$(VENV)/bin/python benchmarks/bench.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,1 @@
+"""Evaluation and benchmark harness (``make eval``, ``make bench``); see benchmarks/README.md."""
