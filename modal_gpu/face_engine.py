@@ -18,6 +18,7 @@ import numpy as np
 from modal_gpu.model_packs import BUNDLED, default_model_root, ensure_model_pack
 from modal_gpu.quality import (
     estimate_pose,
+    eye_mouth_ratio,
     face_quality,
     laplacian_sharpness,
     mean_brightness,
@@ -161,6 +162,7 @@ class FaceEngine:
                 pitch=pitch,
                 brightness=bright,
                 visible=visible_fraction(box, width, height),
+                eye_ratio=eye_mouth_ratio(kps),
             )
             faces.append(
                 DetectedFace(

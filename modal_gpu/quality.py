@@ -60,6 +60,20 @@ def estimate_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
     return round(yaw, 2), round(pitch, 2), round(roll, 2)
 
 
+def eye_mouth_ratio(landmarks: np.ndarray) -> float:
+    """Inter-ocular distance over the eye-to-mouth height (about 1.0–1.2 on a frontal face).
+
+    Turning the head foreshortens the eye distance while the height stays, so a low ratio
+    flags a turned face even when the nose-offset yaw estimate is fooled (e.g. a face
+    squeezed sideways, whose landmarks stay symmetric).
+    """
+    pts = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    eye_mid = (pts[0] + pts[1]) / 2.0
+    mouth_mid = (pts[3] + pts[4]) / 2.0
+    height = float(np.linalg.norm(mouth_mid - eye_mid))
+    return float(np.linalg.norm(pts[1] - pts[0]) / max(height, 1e-6))
+
+
 def laplacian_sharpness(image: np.ndarray) -> float:
     """Variance of the Laplacian of a (face) image: high for crisp detail, low for blur.
 
@@ -100,6 +114,7 @@ def face_quality(
     pitch: float,
     brightness: float,
     visible: float,
+    eye_ratio: float | None = None,
 ) -> FaceQuality:
     """Combine a face's measurements into components in [0, 1] and a 0–100 score.
 
@@ -113,6 +128,8 @@ def face_quality(
     # Laplacian variance on the aligned crop: ~10 for heavy blur, several hundred when crisp.
     sharp = _ramp(math.log10(max(sharpness, 1e-3)), 1.0, 2.6)
     pose = max(0.0, 1.0 - (abs(yaw) / 60.0) ** 2) * max(0.0, 1.0 - (abs(pitch) / 50.0) ** 2)
+    if eye_ratio is not None:
+        pose *= _ramp(eye_ratio, 0.45, 0.85)
     exposure = min(_ramp(brightness, 25.0, 90.0), _ramp(255.0 - brightness, 15.0, 60.0))
     visibility = _ramp(visible, 0.6, 0.98)
     parts = (

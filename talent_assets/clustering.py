@@ -70,6 +70,10 @@ class ClusteringParams:
     track_max_gap_s: float = 1.01
     min_faces: int = 2
     min_best_quality: float = 25.0
+    # Talent is on screen for a while: a cluster seen for less than this in total is noise
+    # (a passer-by, or a stray cluster of weak detections). 0 disables the rule.
+    min_screen_time_s: float = 0.0
+    sample_fps: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,9 @@ def cluster_identities(faces: FaceArrays, params: ClusteringParams) -> Clusterin
     for c in np.unique(cluster_of_face):
         members = cluster_of_face == c
         if members.sum() < params.min_faces:
+            continue
+        frames_seen = len(np.unique(faces.frame_index[members]))
+        if frames_seen / params.sample_fps < params.min_screen_time_s - 1e-9:
             continue
         if faces.quality[members].max() < params.min_best_quality:
             continue

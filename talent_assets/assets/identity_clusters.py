@@ -15,6 +15,7 @@ from dagster import (
 )
 
 from talent_assets.assets.face_detections import face_detections, face_table_of
+from talent_assets.assets.upstream import upstream_metadata
 from talent_assets.checks import check_every_face_assigned, check_one_person_per_frame
 from talent_assets.clustering import (
     ClusteringParams,
@@ -33,6 +34,7 @@ class IdentityClusteringConfig(Config):
     threshold: float | None = None  # None: the threshold calibrated for the model pack
     min_faces: int = ClusteringParams.min_faces
     min_best_quality: float = ClusteringParams.min_best_quality
+    min_screen_time_s: float = 2.0
     track_iou: float = ClusteringParams.track_iou
     track_similarity: float = ClusteringParams.track_similarity
 
@@ -69,6 +71,8 @@ def identity_clusters(
         track_similarity=config.track_similarity,
         min_faces=config.min_faces,
         min_best_quality=config.min_best_quality,
+        min_screen_time_s=config.min_screen_time_s,
+        sample_fps=float(upstream_metadata(context, "face_detections").get("sample_fps", 2.0)),
     )
     faces = FaceArrays.from_table(faces_table)
     result = cluster_identities(faces, params)

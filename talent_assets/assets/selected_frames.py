@@ -12,8 +12,6 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
-    AssetRecordsFilter,
     Backoff,
     Config,
     MaterializeResult,
@@ -29,6 +27,7 @@ from modal_gpu.video import VideoError, read_frames
 from talent_assets.assets.face_detections import face_table_of
 from talent_assets.assets.identity_clusters import identity_clusters
 from talent_assets.assets.raw_video import recorded_video
+from talent_assets.assets.upstream import upstream_metadata
 from talent_assets.checks import check_person_ids_contiguous
 from talent_assets.clustering import FaceArrays
 from talent_assets.failures import input_failure
@@ -60,22 +59,6 @@ class FrameSelectionConfig(Config):
 
     centrality_weight: float = SelectionParams.centrality_weight
     face_margin: float = 0.5
-
-
-def _upstream_metadata(context: AssetExecutionContext, asset_name: str) -> dict[str, Any]:
-    """Metadata of the latest materialisation of an upstream asset for this partition."""
-    records = context.instance.fetch_materializations(
-        AssetRecordsFilter(
-            asset_key=AssetKey(asset_name), asset_partitions=[context.partition_key]
-        ),
-        limit=1,
-    ).records
-    if not records:
-        return {}
-    materialization = records[0].asset_materialization
-    if materialization is None:
-        return {}
-    return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
 
 
 def _aligned_person_ids(faces: pa.Table, clusters: pa.Table) -> np.ndarray:
@@ -166,7 +149,7 @@ def selected_frames(
         raise input_failure(
             f"identity_clusters has not been materialised for {video_id}", "out_of_date"
         )
-    detections_meta = _upstream_metadata(context, "face_detections")
+    detections_meta = upstream_metadata(context, "face_detections")
     sample_fps = float(detections_meta.get("sample_fps", detector.sample_fps))
     faces = FaceArrays.from_table(faces_table)
     person_ids = _aligned_person_ids(faces_table, clusters)
@@ -245,7 +228,7 @@ def selected_frames(
     files[sheet_key] = (encode_jpeg(sheet), "image/jpeg")
 
     upstream_wall = sum(
-        float(_upstream_metadata(context, name).get("wall_s", 0.0))
+        float(upstream_metadata(context, name).get("wall_s", 0.0))
         for name in ("raw_video", "face_detections", "identity_clusters")
     )
     wall_s = upstream_wall + (time.perf_counter() - started)
