@@ -126,6 +126,8 @@ def page(local_stack, request: pytest.FixtureRequest) -> Iterator[Page]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport=VIEWPORT, base_url=local_stack.info.ui_url)
         context.set_default_timeout(UI_TIMEOUT_MS)
+        # Assertions have their own 5-s default; the UI on a busy 2-core machine needs more.
+        expect.set_options(timeout=UI_TIMEOUT_MS)
         context.tracing.start(screenshots=True, snapshots=True)
         try:
             yield context.new_page()
