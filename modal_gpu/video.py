@@ -19,6 +19,9 @@ import numpy as np
 # Frames are converted at most this large for analysis: SCRFD runs at 640 px anyway and ArcFace
 # at 112 px, so larger frames only cost conversion time. Boxes are reported in display pixels.
 DEFAULT_ANALYSIS_MAX_SIDE = 1280
+# Skip decoding non-reference frames only when a sampling slot spans at least this many
+# frames: B-frame runs are short, so every such slot keeps a reference frame to sample.
+NONREF_MIN_SLOT_FRAMES = 6
 
 
 class VideoError(ValueError):
@@ -229,6 +232,11 @@ def iter_sampled_frames(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         fps, time_base, origin = _timeline(stream)
+        if fps / sample_fps >= NONREF_MIN_SLOT_FRAMES:
+            # Frames nothing else refers to (B-frames) need not be decoded at all: each slot
+            # still holds reference frames to sample. Seeking to a frame (read_frames) does
+            # decode everything, so any frame can still be shown.
+            stream.codec_context.skip_frame = "NONREF"
         if start_s > 0:
             # Land on the keyframe at or before start_s; frames before it are skipped below.
             container.seek(origin + int(start_s / time_base), stream=stream, backward=True)
