@@ -7,11 +7,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 from dagster import ConfigurableResource, EnvVar, ResourceDependency
 from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
 
 from modal_gpu.chunks import Chunk, ChunkRequest, auto_chunk_seconds, plan_chunks
 from modal_gpu.detection import DetectionStats
@@ -42,7 +43,16 @@ class TalentStorage(ConfigurableResource):
     local_input_dir: str | None = None
     local_output_dir: str | None = None
 
+    # One client per resource instance: the assets ask for stores a dozen times per run,
+    # and building a boto3 session and client each time costs tens of milliseconds.
+    _store: Any = PrivateAttr(default=None)
+
     def _s3_store(self) -> S3ObjectStore:
+        if self._store is None:
+            self._store = self._new_s3_store()
+        return self._store
+
+    def _new_s3_store(self) -> S3ObjectStore:
         import boto3
         from botocore.config import Config as BotoConfig
 
