@@ -1,4 +1,7 @@
 # Every target sets up what it needs on a fresh machine: uv (from PyPI) and the locked venv.
+# --compile-bytecode: uv (unlike pip) installs without .pyc files, and with
+# PYTHONDONTWRITEBYTECODE set (as on these machines) every process would then compile
+# Dagster from source at start-up: 2.2 s instead of 5-6 s to import the definitions.
 SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null)
@@ -11,7 +14,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml uv.lock
 	@if [ -z "$(UV)" ]; then $(PYTHON) -m pip install --quiet --disable-pip-version-check uv; fi
-	@$$(command -v uv || echo "$(PYTHON) -m uv") sync --frozen --all-groups
+	@$$(command -v uv || echo "$(PYTHON) -m uv") sync --frozen --all-groups --compile-bytecode
 	@touch $@
 
 demo: setup
