@@ -90,15 +90,34 @@ def mean_brightness(image: np.ndarray) -> float:
     return float(gray.mean())
 
 
+# Width / height of a whole face box from SCRFD: about 0.7-0.85 for frontal faces. A box at the
+# frame's left or right edge narrower than FACE_MIN_ASPECT, or at the top or bottom edge wider
+# than FACE_MAX_ASPECT, is a face cut off by the frame that SCRFD boxed without extrapolating.
+FACE_MIN_ASPECT = 0.7
+FACE_MAX_ASPECT = 1.0
+EDGE_MARGIN = 0.01  # of the frame's width / height: "touches the edge"
+
+
 def visible_fraction(bbox: np.ndarray, width: int, height: int) -> float:
-    """Fraction of a face box that lies inside the frame (SCRFD extrapolates cut-off faces)."""
+    """Estimated fraction of a face that lies inside the frame.
+
+    SCRFD often extrapolates a cut-off face beyond the frame (the share of the box inside
+    counts), but sometimes boxes only the visible part at the edge: then the box is too
+    narrow (or too wide) for a face, and the missing part is estimated from its height.
+    """
     x1, y1, x2, y2 = (float(v) for v in bbox)
-    area = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
-    if area <= 0:
+    box_w, box_h = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
+    if box_w * box_h <= 0:
         return 0.0
     ix = max(0.0, min(x2, width) - max(x1, 0.0))
     iy = max(0.0, min(y2, height) - max(y1, 0.0))
-    return float(min(1.0, ix * iy / area))
+    inside = min(1.0, ix * iy / (box_w * box_h))
+    margin_x, margin_y = EDGE_MARGIN * width, EDGE_MARGIN * height
+    if x1 <= margin_x or x2 >= width - margin_x:
+        inside *= box_w / max(box_w, FACE_MIN_ASPECT * box_h)
+    if y1 <= margin_y or y2 >= height - margin_y:
+        inside *= box_h / max(box_h, box_w / FACE_MAX_ASPECT)
+    return float(inside)
 
 
 def _ramp(value: float, low: float, high: float) -> float:
