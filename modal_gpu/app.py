@@ -30,7 +30,7 @@ from typing import Any
 
 import modal
 
-from modal_gpu.chunks import ChunkRequest, plan_chunks
+from modal_gpu.chunks import STATIC_BLOCK_S, ChunkRequest, plan_chunks, static_block_slots
 
 # --- configuration -------------------------------------------------------------------------------
 
@@ -295,6 +295,7 @@ def summarize_detections(
         "metrics": {
             "wall_s": round(wall_s, 3),
             "frames_analyzed": sum(int(r["frames_analyzed"]) for r in replies),
+            "frames_reused": sum(int(r.get("frames_reused", 0)) for r in replies),
             "faces_detected": table.num_rows,
             "chunks": len(replies),
             "gpu": replies[0].get("gpu") if replies else GPU,
@@ -454,7 +455,12 @@ def main(
             end_s=c.end_s,
             model_pack=model_pack,
         ).to_dict()
-        for c in plan_chunks(video["duration_s"], sample_fps, chunk_s)
+        for c in plan_chunks(
+            video["duration_s"],
+            sample_fps,
+            chunk_s,
+            align_slots=static_block_slots(sample_fps, STATIC_BLOCK_S),
+        )
     ]
     # .map keeps input order, so the rows come back in time order.
     replies = list(FaceDetector(model_pack=model_pack).detect_chunk.map(requests))

@@ -11,6 +11,17 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+# Seconds of the sampling grid per static-frame reuse block (``modal_gpu.static_frames``):
+# a frame is analysed afresh at least this often; 0 turns reuse off.
+STATIC_BLOCK_S = 5.0
+
+
+def static_block_slots(sample_fps: float, block_s: float) -> int:
+    """Sampling slots per static-frame reuse block; 0 when reuse is off."""
+    if block_s <= 0:
+        return 0
+    return max(1, round(block_s * sample_fps))
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -21,12 +32,21 @@ class Chunk:
     end_s: float | None
 
 
-def plan_chunks(duration_s: float, sample_fps: float, chunk_s: float) -> list[Chunk]:
-    """Chunks of about ``chunk_s`` seconds, bounds on the sampling grid, covering all."""
+def plan_chunks(
+    duration_s: float, sample_fps: float, chunk_s: float, align_slots: int = 1
+) -> list[Chunk]:
+    """Chunks of about ``chunk_s`` seconds, bounds on the sampling grid, covering all.
+
+    ``align_slots``: every bound is also a multiple of this many slots (chunks grow to the
+    next multiple), so per-block decisions such as static-frame reuse
+    (``modal_gpu.static_frames``) never straddle two chunks.
+    """
     if sample_fps <= 0:
         raise ValueError("sample_fps must be positive")
+    align = max(1, align_slots)
     slots_total = max(1, math.ceil(duration_s * sample_fps))
     slots_per_chunk = max(1, round(chunk_s * sample_fps)) if chunk_s > 0 else slots_total
+    slots_per_chunk = math.ceil(slots_per_chunk / align) * align
     chunks: list[Chunk] = []
     start_slot = 0
     while True:
@@ -62,6 +82,7 @@ class ChunkRequest:
     start_s: float
     end_s: float | None
     model_pack: str
+    static_block_s: float = STATIC_BLOCK_S
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -12,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from modal_gpu.chunks import STATIC_BLOCK_S
 from modal_gpu.face_engine import DetectedFace, FaceEngine
 from modal_gpu.schema import EMBEDDING_DIM, FACE_DETECTIONS_SCHEMA
+from modal_gpu.static_frames import StaticFrameFilter
 from modal_gpu.video import SampledFrame, iter_sampled_frames
 
 # Frames per engine call: enough to batch recognition well, small enough to keep memory flat.
@@ -22,9 +25,14 @@ BATCH_FRAMES = 8
 
 @dataclass
 class DetectionStats:
-    """Counts and per-stage seconds of one detection pass."""
+    """Counts and per-stage seconds of one detection pass.
+
+    ``frames_analyzed`` counts every sampled frame; ``frames_reused`` how many of them were
+    near-identical to an analysed frame of a static shot and took its faces.
+    """
 
     frames_analyzed: int = 0
+    frames_reused: int = 0
     faces_detected: int = 0
     decode_s: float = 0.0
     inference_s: float = 0.0
@@ -35,6 +43,7 @@ class DetectionStats:
         """Totals of two passes (wall time: the longer one, as chunks run side by side)."""
         return DetectionStats(
             frames_analyzed=self.frames_analyzed + other.frames_analyzed,
+            frames_reused=self.frames_reused + other.frames_reused,
             faces_detected=self.faces_detected + other.faces_detected,
             decode_s=self.decode_s + other.decode_s,
             inference_s=self.inference_s + other.inference_s,
@@ -131,28 +140,60 @@ def detect_video_faces(
     sample_fps: float,
     start_s: float = 0.0,
     end_s: float | None = None,
+    static_block_s: float = STATIC_BLOCK_S,
 ) -> tuple[pa.Table, DetectionStats]:
-    """Sample ``path`` in [start_s, end_s) and return every gated face as table rows."""
+    """Sample ``path`` in [start_s, end_s) and return every gated face as table rows.
+
+    A sampled frame that shows the same picture as the last analysed frame of its block
+    (``modal_gpu.static_frames``) gets copies of that frame's faces instead of a second
+    analysis; ``static_block_s=0`` analyses every frame.
+    """
     stats = DetectionStats()
     wall = time.perf_counter()
     frames = iter_sampled_frames(path, sample_fps, start_s=start_s, end_s=end_s)
+    static = StaticFrameFilter(sample_fps, static_block_s)
     faces: list[DetectedFace] = []
+    # (frame_index, timestamp_s, frame_index of its reference): not the frame, whose pixels
+    # are no longer needed.
+    copies: list[tuple[int, float, int]] = []
     batch: list[SampledFrame] = []
 
     def run_batch() -> None:
         started = time.perf_counter()
         faces.extend(engine.analyse(batch))
         stats.inference_s += time.perf_counter() - started
-        stats.frames_analyzed += len(batch)
         batch.clear()
 
     for frame in _prefetch(frames, depth=2 * BATCH_FRAMES, stats=stats):
+        stats.frames_analyzed += 1
+        reference = static.reference_for(frame)
+        if reference is not None:
+            copies.append((frame.frame_index, frame.timestamp_s, reference))
+            continue
         batch.append(frame)
         if len(batch) >= BATCH_FRAMES:
             run_batch()
     if batch:
         run_batch()
+    if copies:
+        faces = _with_copies(faces, copies)
+        stats.frames_reused = len(copies)
     table = faces_to_table(faces, video_id, engine.pack)
     stats.faces_detected = table.num_rows
     stats.wall_s = time.perf_counter() - wall
     return table, stats
+
+
+def _with_copies(
+    faces: list[DetectedFace], copies: list[tuple[int, float, int]]
+) -> list[DetectedFace]:
+    """``faces`` plus, for each copied frame, its reference's faces at the frame's time."""
+    by_frame: dict[int, list[DetectedFace]] = {}
+    for face in faces:
+        by_frame.setdefault(face.frame_index, []).append(face)
+    copied = [
+        dataclasses.replace(face, frame_index=frame_index, timestamp_s=timestamp_s)
+        for frame_index, timestamp_s, reference in copies
+        for face in by_frame.get(reference, ())
+    ]
+    return sorted(faces + copied, key=lambda f: (f.timestamp_s, f.face_index))

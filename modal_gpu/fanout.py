@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from modal_gpu.chunks import Chunk
+from modal_gpu.chunks import STATIC_BLOCK_S, Chunk
 from modal_gpu.detection import DetectionStats, detect_video_faces
 from modal_gpu.face_engine import FaceEngine
 from modal_gpu.schema import FACE_DETECTIONS_SCHEMA
@@ -32,7 +32,13 @@ def cached_engine(pack: str, threads: int = 1) -> FaceEngine:
 
 
 def _detect_chunk(
-    path: str, video_id: str, pack: str, sample_fps: float, chunk: Chunk, threads: int
+    path: str,
+    video_id: str,
+    pack: str,
+    sample_fps: float,
+    chunk: Chunk,
+    threads: int,
+    static_block_s: float,
 ) -> tuple[pa.Table, DetectionStats]:
     started = time.time()
     table, stats = detect_video_faces(
@@ -42,6 +48,7 @@ def _detect_chunk(
         sample_fps=sample_fps,
         start_s=chunk.start_s,
         end_s=chunk.end_s,
+        static_block_s=static_block_s,
     )
     # Who ran it and when, so the join can report how much really ran side by side.
     stats.extra = {"pid": os.getpid(), "span": (started, time.time())}
@@ -79,22 +86,31 @@ def detect_in_chunks(
     sample_fps: float,
     chunks: list[Chunk],
     workers: int,
+    static_block_s: float = STATIC_BLOCK_S,
 ) -> tuple[pa.Table, DetectionStats]:
     """Analyse ``chunks`` of ``path`` with up to ``workers`` processes; rows in time order.
+
+    ``chunks`` should be planned with ``align_slots=static_block_slots(sample_fps,
+    static_block_s)`` so that the rows do not depend on how the video was split.
 
     A chunk that fails for a reason other than bad input is retried once; bad input
     (:class:`VideoError`) fails at once, as retrying cannot fix it.
     """
     started = time.perf_counter()
     if len(chunks) <= 1 or workers <= 1:
-        results = [_detect_chunk(str(path), video_id, pack, sample_fps, c, 1) for c in chunks]
+        results = [
+            _detect_chunk(str(path), video_id, pack, sample_fps, c, 1, static_block_s)
+            for c in chunks
+        ]
     else:
         # spawn, not fork: the parent may hold onnxruntime and decoder threads.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
 
             def submit(chunk: Chunk) -> Future:
-                return pool.submit(_detect_chunk, str(path), video_id, pack, sample_fps, chunk, 1)
+                return pool.submit(
+                    _detect_chunk, str(path), video_id, pack, sample_fps, chunk, 1, static_block_s
+                )
 
             futures = {chunk.index: submit(chunk) for chunk in chunks}
             results = []

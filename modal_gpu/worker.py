@@ -22,10 +22,10 @@ from modal_gpu.video import VideoError
 def detect_chunk_from_s3(engine: FaceEngine, s3_client: Any, request: ChunkRequest) -> dict:
     """Download the video, analyse [start_s, end_s), delete the download, return the rows.
 
-    Returns ``{"ipc": bytes, "frames_analyzed", "faces", "download_s", "decode_s",
-    "inference_s", "wall_s"}``, or ``{"video_error": "<one line>"}`` when the file is not a
-    usable video: returned, not raised, because the platform would retry an exception and no
-    retry can fix bad input. The temporary file is removed even when detection fails.
+    Returns ``{"ipc": bytes, "frames_analyzed", "frames_reused", "faces", "download_s",
+    "decode_s", "inference_s", "wall_s"}``, or ``{"video_error": "<one line>"}`` when the file
+    is not a usable video: returned, not raised, because the platform would retry an exception
+    and no retry can fix bad input. The temporary file is removed even when detection fails.
     """
     started = time.perf_counter()
     suffix = PurePosixPath(request.key).suffix[:8]
@@ -43,6 +43,7 @@ def detect_chunk_from_s3(engine: FaceEngine, s3_client: Any, request: ChunkReque
                 sample_fps=request.sample_fps,
                 start_s=request.start_s,
                 end_s=request.end_s,
+                static_block_s=request.static_block_s,
             )
         except VideoError as err:
             return {"video_error": str(err)}
@@ -51,6 +52,7 @@ def detect_chunk_from_s3(engine: FaceEngine, s3_client: Any, request: ChunkReque
     return {
         "ipc": table_to_ipc(table),
         "frames_analyzed": stats.frames_analyzed,
+        "frames_reused": stats.frames_reused,
         "faces": table.num_rows,
         "download_s": round(download_s, 3),
         "decode_s": round(stats.decode_s, 3),

@@ -14,7 +14,14 @@ from dagster import ConfigurableResource, EnvVar, ResourceDependency
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
-from modal_gpu.chunks import Chunk, ChunkRequest, auto_chunk_seconds, plan_chunks
+from modal_gpu.chunks import (
+    STATIC_BLOCK_S,
+    Chunk,
+    ChunkRequest,
+    auto_chunk_seconds,
+    plan_chunks,
+    static_block_slots,
+)
 from modal_gpu.detection import DetectionStats
 from modal_gpu.fanout import detect_in_chunks, join_chunks
 from modal_gpu.schema import table_from_ipc
@@ -151,6 +158,9 @@ class FaceDetector(ConfigurableResource):
     sample_fps: float = 2.0
     workers: int = 0  # local processes; 0 = one per core
     chunk_s: float = 0.0  # 0 = local: one chunk per worker; Modal: MODAL_CHUNK_S
+    # Near-identical frames of static shots reuse the faces of the last analysed frame, which
+    # is refreshed at least every static_block_s seconds; 0 analyses every sampled frame.
+    static_block_s: float = STATIC_BLOCK_S
     modal_app: str = "video-talent-extractor"
     modal_gpu: str = "T4"
 
@@ -160,7 +170,8 @@ class FaceDetector(ConfigurableResource):
             chunk_s = self.chunk_s or MODAL_CHUNK_S
         else:
             chunk_s = self.chunk_s or auto_chunk_seconds(duration_s, self._workers())
-        return plan_chunks(duration_s, self.sample_fps, chunk_s)
+        align = static_block_slots(self.sample_fps, self.static_block_s)
+        return plan_chunks(duration_s, self.sample_fps, chunk_s, align_slots=align)
 
     def _workers(self) -> int:
         return self.workers or os.cpu_count() or 1
@@ -177,6 +188,7 @@ class FaceDetector(ConfigurableResource):
             sample_fps=self.sample_fps,
             chunks=chunks,
             workers=self._workers(),
+            static_block_s=self.static_block_s,
         )
 
     def _detect_on_modal(
@@ -192,6 +204,7 @@ class FaceDetector(ConfigurableResource):
                 start_s=c.start_s,
                 end_s=c.end_s,
                 model_pack=self.model_pack,
+                static_block_s=self.static_block_s,
             ).to_dict()
             for c in chunks
         ]
@@ -205,6 +218,7 @@ class FaceDetector(ConfigurableResource):
         for reply in replies:
             stats = DetectionStats(
                 frames_analyzed=int(reply["frames_analyzed"]),
+                frames_reused=int(reply.get("frames_reused", 0)),
                 decode_s=float(reply["decode_s"]),
                 inference_s=float(reply["inference_s"]),
                 wall_s=float(reply["wall_s"]),
@@ -252,6 +266,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, ConfigurableR
             sample_fps=settings.sample_fps,
             workers=int(os.environ.get("TALENT_WORKERS", "0")),
             chunk_s=float(os.environ.get("TALENT_CHUNK_S", "0")),
+            static_block_s=float(os.environ.get("TALENT_STATIC_BLOCK_S", str(STATIC_BLOCK_S))),
             modal_gpu=settings.modal_gpu,
         ),
     }

@@ -29,11 +29,11 @@ from modal_proto import api_pb2
 from pipeline_helpers import upload
 
 import modal_gpu.app as modal_app
-from modal_gpu.chunks import ChunkRequest, plan_chunks
+from modal_gpu.chunks import ChunkRequest, plan_chunks, static_block_slots
 from modal_gpu.detection import detect_video_faces
 from modal_gpu.model_packs import MODEL_PACKS
 from modal_gpu.schema import FACE_DETECTIONS_SCHEMA, table_from_ipc
-from modal_gpu.video import probe_video, sampled_positions
+from modal_gpu.video import probe_video, sample_slot, sampled_positions
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_VOLUME_WARNING = "ignore:.*will not have access to the mounted Volume:UserWarning"
@@ -311,7 +311,9 @@ def test_detect_chunk_local_matches_the_local_detector(
     key = "videos/modal/three_person.mp4"
     upload(talent_env, path, key)
     duration = probe_video(path).duration_s
-    chunks = plan_chunks(duration, 2.0, 2.0)
+    # 2-s static-frame blocks: chunk bounds on block bounds, so chunks and whole agree.
+    block_s = 2.0
+    chunks = plan_chunks(duration, 2.0, 2.0, align_slots=static_block_slots(2.0, block_s))
     assert len(chunks) == 4 and chunks[-1].end_s is None
 
     # Downloads land in a folder of our own, so leftovers would show.
@@ -337,7 +339,7 @@ def test_detect_chunk_local_matches_the_local_detector(
     def request(start_s: float, end_s: float | None) -> dict:
         return ChunkRequest(
             bucket=talent_env.bucket, key=key, video_id="three", sample_fps=2.0,
-            start_s=start_s, end_s=end_s, model_pack="bundled",
+            start_s=start_s, end_s=end_s, model_pack="bundled", static_block_s=block_s,
         ).to_dict()  # fmt: skip
 
     replies = [detector.detect_chunk.local(request(c.start_s, c.end_s)) for c in chunks]
@@ -354,9 +356,10 @@ def test_detect_chunk_local_matches_the_local_detector(
         # Exactly what the in-process detector finds in the same range of the local file.
         want, stats = detect_video_faces(
             path, video_id="three", engine=face_engine, sample_fps=2.0,
-            start_s=chunk.start_s, end_s=chunk.end_s,
+            start_s=chunk.start_s, end_s=chunk.end_s, static_block_s=block_s,
         )  # fmt: skip
         assert reply["frames_analyzed"] == stats.frames_analyzed == 4
+        assert reply["frames_reused"] == stats.frames_reused
         assert_same_rows(got, want)
 
     # The chunks, end to end, are the whole video analysed in one piece.
@@ -441,20 +444,24 @@ def vfr_timestamps(draw) -> list[float]:
     sample_fps=st.sampled_from([0.5, 1.0, 2.0, 3.0, 5.0]) | st.floats(0.1, 30.0),
     chunk_s=st.floats(0.0, 120.0),
     stated=st.floats(0.5, 1.5),
+    align=st.integers(1, 12),
 )
 def test_chunks_analyse_every_sampled_frame_exactly_once(
-    timestamps: list[float], sample_fps: float, chunk_s: float, stated: float
+    timestamps: list[float], sample_fps: float, chunk_s: float, stated: float, align: int
 ) -> None:
     # The container's stated duration may be short or long of the real one.
     duration = timestamps[-1] * stated
     whole = sampled_positions(timestamps, sample_fps)
-    parts = [
-        sampled_positions(timestamps, sample_fps, c.start_s, c.end_s)
-        for c in plan_chunks(duration, sample_fps, chunk_s)
-    ]
+    chunks = plan_chunks(duration, sample_fps, chunk_s, align_slots=align)
+    parts = [sampled_positions(timestamps, sample_fps, c.start_s, c.end_s) for c in chunks]
     joined = [position for part in parts for position in part]
     assert len(set(joined)) == len(joined)
     assert joined == whole
+    # Every bound between chunks is on a block bound (static-frame reuse never straddles).
+    for chunk in chunks[1:]:
+        slot = sample_slot(chunk.start_s, sample_fps)
+        assert slot % align == 0
+        assert chunk.start_s == pytest.approx(slot / sample_fps)
 
 
 def test_a_frame_just_before_a_chunk_boundary_is_analysed_once() -> None:

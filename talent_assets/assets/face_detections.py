@@ -73,6 +73,7 @@ def face_detections(
         metadata={
             "faces": table.num_rows,
             "frames_analyzed": stats.frames_analyzed,
+            "frames_reused": stats.frames_reused,
             "frames_with_faces": len(set(table["frame_index"].to_pylist())),
             "sample_fps": detector.sample_fps,
             "model_pack": detector.model_pack,
