@@ -11,8 +11,8 @@ Determinism across chunks: the reference frame is forgotten at every block bound
 ``block_s`` seconds of the sampling grid) and the first sampled frame of each block is always
 analysed. A decision therefore depends only on frames of its own block, and chunk bounds on
 block multiples (``plan_chunks(..., align_slots=static_block_slots(...))``, both in
-``modal_gpu.chunks``) give the same rows
-whichever way a video is split. The block also bounds how stale a copied face can be.
+``modal_gpu.chunks``) give the same rows whichever way a video is split. The block also
+bounds how stale a copied face can be.
 """
 
 from __future__ import annotations
