@@ -12,7 +12,6 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -134,8 +133,6 @@ class FaceEngine:
 
     def analyse(self, frames: Sequence[SampledFrame]) -> list[DetectedFace]:
         """Detect faces in each frame, gate them, then embed every kept face at once."""
-        from insightface.utils import face_align
-
         # insightface 2.1 calls a scikit-image API deprecated in 0.26; harmless, and noisy.
         warnings.filterwarnings("ignore", category=FutureWarning, module="insightface")
         pending: list[_Candidate] = []
@@ -154,7 +151,7 @@ class FaceEngine:
                 height_px = (box[3] - box[1]) * frame.scale
                 if score < self.weak_det_threshold or height_px < self.min_face_px:
                     continue
-                candidate = self._measure(frame, face_index, box, kps, score, face_align)
+                candidate = self._measure(frame, face_index, box, kps, score)
                 weak = score < self.det_threshold
                 if weak and candidate.quality < WEAK_DETECTION_MIN_QUALITY:
                     continue
@@ -192,9 +189,10 @@ class FaceEngine:
         box: np.ndarray,
         kps: np.ndarray,
         score: float,
-        face_align: Any,
     ) -> _Candidate:
         """Align one detected face and measure its quality (everything but the embedding)."""
+        from insightface.utils import face_align
+
         aligned = face_align.norm_crop(frame.image, landmark=kps, image_size=112)
         height, width = frame.image.shape[:2]
         yaw, pitch, roll = estimate_pose(kps)
