@@ -129,7 +129,7 @@ def web_environment() -> dict[str, str]:
         "TALENT_BUCKET": os.environ.get("TALENT_BUCKET", "talent"),
     }
     optional = ("TALENT_VIDEO_PREFIX", "TALENT_OUTPUT_PREFIX", "TALENT_WAREHOUSE")
-    for name in (*optional, "TALENT_SAMPLE_FPS", "TALENT_CHUNK_S"):
+    for name in (*optional, "TALENT_SAMPLE_FPS", "TALENT_CHUNK_S", "TALENT_STATIC_BLOCK_S"):
         if os.environ.get(name):
             env[name] = os.environ[name]
     env["TALENT_API_MAX_CONCURRENT"] = os.environ.get(
