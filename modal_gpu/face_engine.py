@@ -207,6 +207,7 @@ class FaceEngine:
             brightness=bright,
             visible=visible_fraction(box, width, height),
             eye_ratio=eye_mouth_ratio(kps),
+            box_aspect=(box[2] - box[0]) / max(box[3] - box[1], 1e-6),
         )
         return _Candidate(
             frame, face_index, box, kps, score, aligned, sharp, bright, (yaw, pitch, roll),

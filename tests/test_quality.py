@@ -195,6 +195,8 @@ GOOD = {
     "pitch": 0.0,
     "brightness": 120.0,
     "visible": 1.0,
+    "eye_ratio": 1.1,
+    "box_aspect": 0.75,
 }
 
 
@@ -220,6 +222,8 @@ def test_clean_face_scores_top() -> None:
         ({"face_height_px": 20.0}, "size"),
         ({"visible": 0.5}, "visibility"),
         ({"det_score": 0.4}, "detection"),
+        ({"eye_ratio": 0.55}, "pose"),  # eyes close together for the face's height: turned
+        ({"box_aspect": 0.55}, "pose"),  # a box narrower than a frontal face's: turned
     ],
 )
 def test_each_defect_lowers_the_score(change: dict[str, float], component: str) -> None:
@@ -274,6 +278,8 @@ def test_worst_face_stays_in_range() -> None:
     pitch=st.floats(-180.0, 180.0),
     brightness=st.floats(0.0, 255.0),
     visible=st.floats(0.0, 1.0),
+    eye_ratio=st.none() | st.floats(0.0, 5.0),
+    box_aspect=st.none() | st.floats(0.0, 5.0),
 )
 def test_property_score_and_components_in_range(
     det_score: float,
@@ -283,6 +289,8 @@ def test_property_score_and_components_in_range(
     pitch: float,
     brightness: float,
     visible: float,
+    eye_ratio: float | None,
+    box_aspect: float | None,
 ) -> None:
     q = face_quality(
         det_score=det_score,
@@ -292,6 +300,8 @@ def test_property_score_and_components_in_range(
         pitch=pitch,
         brightness=brightness,
         visible=visible,
+        eye_ratio=eye_ratio,
+        box_aspect=box_aspect,
     )
     assert 0.0 <= q.score <= 100.0
     for value in components(q):
