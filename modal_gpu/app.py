@@ -30,7 +30,13 @@ from typing import Any
 
 import modal
 
-from modal_gpu.chunks import STATIC_BLOCK_S, ChunkRequest, plan_chunks, static_block_slots
+from modal_gpu.chunks import (
+    STATIC_BLOCK_S,
+    ChunkRequest,
+    chunk_requests,
+    plan_chunks,
+    static_block_slots,
+)
 
 # --- configuration -------------------------------------------------------------------------------
 
@@ -445,23 +451,20 @@ def main(
     started = time.perf_counter()
     video = probe.remote(bucket, key)
     video_id = video_id_for(bucket, key, os.environ.get("TALENT_VIDEO_PREFIX", "videos/"))
-    requests = [
-        ChunkRequest(
-            bucket=bucket,
-            key=key,
-            video_id=video_id,
-            sample_fps=sample_fps,
-            start_s=c.start_s,
-            end_s=c.end_s,
-            model_pack=model_pack,
-        ).to_dict()
-        for c in plan_chunks(
-            video["duration_s"],
-            sample_fps,
-            chunk_s,
-            align_slots=static_block_slots(sample_fps, STATIC_BLOCK_S),
-        )
-    ]
+    chunks = plan_chunks(
+        video["duration_s"],
+        sample_fps,
+        chunk_s,
+        align_slots=static_block_slots(sample_fps, STATIC_BLOCK_S),
+    )
+    requests = chunk_requests(
+        chunks,
+        bucket=bucket,
+        key=key,
+        video_id=video_id,
+        sample_fps=sample_fps,
+        model_pack=model_pack,
+    )
     # .map keeps input order, so the rows come back in time order.
     replies = list(FaceDetector(model_pack=model_pack).detect_chunk.map(requests))
     summary = summarize_detections(

@@ -86,3 +86,29 @@ class ChunkRequest:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def chunk_requests(
+    chunks: list[Chunk],
+    *,
+    bucket: str,
+    key: str,
+    video_id: str,
+    sample_fps: float,
+    model_pack: str,
+    static_block_s: float = STATIC_BLOCK_S,
+) -> list[dict]:
+    """One JSON-ready :class:`ChunkRequest` per chunk of one S3 video, in chunk order."""
+    return [
+        ChunkRequest(
+            bucket=bucket,
+            key=key,
+            video_id=video_id,
+            sample_fps=sample_fps,
+            start_s=c.start_s,
+            end_s=c.end_s,
+            model_pack=model_pack,
+            static_block_s=static_block_s,
+        ).to_dict()
+        for c in chunks
+    ]

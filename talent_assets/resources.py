@@ -17,8 +17,8 @@ from pydantic import PrivateAttr
 from modal_gpu.chunks import (
     STATIC_BLOCK_S,
     Chunk,
-    ChunkRequest,
     auto_chunk_seconds,
+    chunk_requests,
     plan_chunks,
     static_block_slots,
 )
@@ -195,19 +195,15 @@ class FaceDetector(ConfigurableResource):
         self, video_id: str, source: VideoSource, chunks: list[Chunk]
     ) -> tuple[pa.Table, DetectionStats]:
         started = time.perf_counter()
-        requests = [
-            ChunkRequest(
-                bucket=source.bucket,
-                key=source.key,
-                video_id=video_id,
-                sample_fps=self.sample_fps,
-                start_s=c.start_s,
-                end_s=c.end_s,
-                model_pack=self.model_pack,
-                static_block_s=self.static_block_s,
-            ).to_dict()
-            for c in chunks
-        ]
+        requests = chunk_requests(
+            chunks,
+            bucket=source.bucket,
+            key=source.key,
+            video_id=video_id,
+            sample_fps=self.sample_fps,
+            model_pack=self.model_pack,
+            static_block_s=self.static_block_s,
+        )
         remote = _deployed_detector_cls(self.modal_app)(model_pack=self.model_pack)
         # .map keeps input order, so rows come back in time order; Modal retries chunks.
         replies = list(remote.detect_chunk.map(requests))
