@@ -28,11 +28,12 @@ from modal_gpu.video import SampledFrame, sample_slot
 #   talking-head clips 10 and more; a face moving by a pixel shifts its outline's cells by
 #   several levels;
 # - detail (the cell's mean absolute Laplacian): cell means are blind to a change of focus,
-#   which a best frame must see; blurring a face with sigma 0.5 px moved it by 17, static
-#   shots by <= 1, sensor-like noise (sigma 3) by 9: noisy footage is simply analysed.
+#   which a best frame must see; blurring a face with sigma 0.5 px moved it by 6 (1280-px
+#   frame) to 17 (640 px), static shots by <= 1, sensor-like noise (sigma 3) by 8-9: noisy
+#   footage is simply analysed.
 STATIC_MAX_DIFF = 3.0
 STATIC_MAX_DETAIL_DIFF = 4.0
-THUMBNAIL_WIDTH = 64  # cells across: 10 px square on a 640-px analysis frame
+THUMBNAIL_WIDTH = 64  # cells across: 20 px square on a 1280-px analysis frame
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
