@@ -196,24 +196,20 @@ def test_dagster_ui_shows_lineage_contact_sheet_and_run(processed_video: dict, p
         dialog.get_by_role("button", name="Close").click()
         expect(dialog).to_have_count(0)
 
-    row("contact_sheet").get_by_text("[Show Markdown]").click()
-    expect(dialog).to_contain_text("contact_sheet")
-    sheet = dialog.locator('img[src^="data:image/jpeg;base64,"]')
-    expect(sheet).to_have_count(1)
-    width, height = _loaded_image(page, sheet)
-    assert width >= 100 and height >= 50, (width, height)
-    page.screenshot(path=artifacts / "selected_frames.png")
-    dialog.get_by_role("button", name="Close").click()
-    expect(dialog).to_have_count(0)
+    def check_image_dialog(key: str, mime: str, screenshot: str) -> None:
+        """Open ``key``'s markdown dialog: one decoded image of ``mime``; screenshot; close."""
+        row(key).get_by_text("[Show Markdown]").click()
+        expect(dialog).to_contain_text(key)
+        image = dialog.locator(f'img[src^="data:{mime};base64,"]')
+        expect(image).to_have_count(1)
+        width, height = _loaded_image(page, image)
+        assert width >= 100 and height >= 50, (key, width, height)
+        page.screenshot(path=artifacts / screenshot)
+        dialog.get_by_role("button", name="Close").click()
+        expect(dialog).to_have_count(0)
 
-    row("timeline").get_by_text("[Show Markdown]").click()
-    timeline = dialog.locator('img[src^="data:image/png;base64,"]')
-    expect(timeline).to_have_count(1)
-    width, height = _loaded_image(page, timeline)
-    assert width >= 100 and height >= 50, (width, height)
-    page.screenshot(path=artifacts / "selected_frames_timeline.png")
-    dialog.get_by_role("button", name="Close").click()
-    expect(dialog).to_have_count(0)
+    check_image_dialog("contact_sheet", "image/jpeg", "selected_frames.png")
+    check_image_dialog("timeline", "image/png", "selected_frames_timeline.png")
 
     # 3. The sensor's run: succeeded, the four steps in order.
     run_id = processed_video["run_id"]
