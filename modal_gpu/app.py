@@ -258,9 +258,7 @@ def summarize_detections(
     ``.selection``, imported here so that the Modal images never need them). Frames are not
     uploaded: that is the pipeline's job (``talent process`` with ``TALENT_DETECTOR=modal``).
     """
-    import pyarrow as pa
-
-    from modal_gpu.schema import FACE_DETECTIONS_SCHEMA, table_from_ipc
+    from modal_gpu.worker import join_replies
     from talent_assets.clustering import (
         ClusteringParams,
         FaceArrays,
@@ -269,9 +267,7 @@ def summarize_detections(
     )
     from talent_assets.selection import SelectionParams, select_best_frames
 
-    tables = [table_from_ipc(r["ipc"]) for r in replies]
-    tables = [t for t in tables if t.num_rows]
-    table = pa.concat_tables(tables) if tables else FACE_DETECTIONS_SCHEMA.empty_table()
+    table, _ = join_replies(replies)
     faces = FaceArrays.from_table(table)
     clustering = cluster_identities(
         faces, ClusteringParams(threshold=threshold_for_pack(model_pack))

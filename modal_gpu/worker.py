@@ -12,10 +12,13 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pyarrow as pa
+
 from modal_gpu.chunks import ChunkRequest
-from modal_gpu.detection import detect_video_faces
+from modal_gpu.detection import DetectionStats, detect_video_faces
 from modal_gpu.face_engine import FaceEngine
-from modal_gpu.schema import table_to_ipc
+from modal_gpu.fanout import join_chunks
+from modal_gpu.schema import table_from_ipc, table_to_ipc
 from modal_gpu.video import VideoError
 
 
@@ -59,3 +62,29 @@ def detect_chunk_from_s3(engine: FaceEngine, s3_client: Any, request: ChunkReque
         "inference_s": round(stats.inference_s, 3),
         "wall_s": round(time.perf_counter() - started, 3),
     }
+
+
+def join_replies(replies: list[dict]) -> tuple[pa.Table, DetectionStats]:
+    """A video's rows and statistics from its chunks' replies (in chunk order).
+
+    Raises :class:`VideoError` with the worker's one-line reason if any chunk found the file
+    unusable.
+    """
+    for reply in replies:
+        if "video_error" in reply:
+            raise VideoError(reply["video_error"])
+    return join_chunks(
+        [
+            (
+                table_from_ipc(reply["ipc"]),
+                DetectionStats(
+                    frames_analyzed=int(reply["frames_analyzed"]),
+                    frames_reused=int(reply.get("frames_reused", 0)),
+                    decode_s=float(reply["decode_s"]),
+                    inference_s=float(reply["inference_s"]),
+                    wall_s=float(reply["wall_s"]),
+                ),
+            )
+            for reply in replies
+        ]
+    )

@@ -23,9 +23,8 @@ from modal_gpu.chunks import (
     static_block_slots,
 )
 from modal_gpu.detection import DetectionStats
-from modal_gpu.fanout import detect_in_chunks, join_chunks
-from modal_gpu.schema import table_from_ipc
-from modal_gpu.video import VideoError
+from modal_gpu.fanout import detect_in_chunks
+from modal_gpu.worker import join_replies
 from talent_assets.settings import Settings
 from talent_assets.storage import LocalObjectStore, ObjectStore, S3ObjectStore
 from talent_assets.warehouse import Warehouse
@@ -207,20 +206,7 @@ class FaceDetector(ConfigurableResource):
         remote = _deployed_detector_cls(self.modal_app)(model_pack=self.model_pack)
         # .map keeps input order, so rows come back in time order; Modal retries chunks.
         replies = list(remote.detect_chunk.map(requests))
-        for reply in replies:
-            if "video_error" in reply:
-                raise VideoError(reply["video_error"])
-        results = []
-        for reply in replies:
-            stats = DetectionStats(
-                frames_analyzed=int(reply["frames_analyzed"]),
-                frames_reused=int(reply.get("frames_reused", 0)),
-                decode_s=float(reply["decode_s"]),
-                inference_s=float(reply["inference_s"]),
-                wall_s=float(reply["wall_s"]),
-            )
-            results.append((table_from_ipc(reply["ipc"]), stats))
-        table, stats = join_chunks(results)
+        table, stats = join_replies(replies)
         gpu_seconds = sum(float(r["wall_s"]) for r in replies)
         price = gpu_prices().get(self.modal_gpu)
         stats.wall_s = time.perf_counter() - started
