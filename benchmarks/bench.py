@@ -105,7 +105,7 @@ def profile_child(video: Path, sample_fps: float) -> dict[str, Any]:
     t = time.perf_counter()
     boxes = 0
     for frame in frames:
-        found, _ = engine._detector.detect(frame.image, max_num=0)
+        found, _ = engine.detect(frame.image)
         boxes += 0 if found is None else len(found)
     timings["scrfd_only_s"] = time.perf_counter() - t
 

@@ -131,15 +131,20 @@ class FaceEngine:
         self._recogniser = analysis.models["recognition"]
         self.providers = providers
 
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """SCRFD alone on one analysis image, at the aspect-fitted input size: boxes (n, 5:
+        x1, y1, x2, y2, score; image pixels) and landmarks (n, 5, 2), weak ones included."""
+        return self._detector.detect(
+            image, input_size=detector_input_size(image.shape, self.det_size)
+        )
+
     def analyse(self, frames: Sequence[SampledFrame]) -> list[DetectedFace]:
         """Detect faces in each frame, gate them, then embed every kept face at once."""
         # insightface 2.1 calls a scikit-image API deprecated in 0.26; harmless, and noisy.
         warnings.filterwarnings("ignore", category=FutureWarning, module="insightface")
         pending: list[_Candidate] = []
         for frame in frames:
-            boxes, points = self._detector.detect(
-                frame.image, input_size=detector_input_size(frame.image.shape, self.det_size)
-            )
+            boxes, points = self.detect(frame.image)
             if boxes is None or len(boxes) == 0:
                 continue
             order = np.argsort(-boxes[:, 4], kind="stable")
