@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +19,8 @@ from modal_gpu.face_engine import DetectedFace, FaceEngine
 from modal_gpu.schema import EMBEDDING_DIM, FACE_DETECTIONS_SCHEMA
 from modal_gpu.static_frames import StaticFrameFilter
 from modal_gpu.video import SampledFrame, iter_sampled_frames
+
+T = TypeVar("T")
 
 # Frames per engine call: enough to batch recognition well, small enough to keep memory flat.
 BATCH_FRAMES = 8
@@ -55,7 +58,7 @@ class DetectionStats:
 _DONE = object()
 
 
-def _prefetch(frames: Iterator[SampledFrame], depth: int, stats: DetectionStats) -> Iterator:
+def _prefetch(frames: Iterator[T], depth: int, stats: DetectionStats) -> Iterator[T]:
     """Decode in a background thread so decoding overlaps inference.
 
     Both FFmpeg and onnxruntime release the GIL, so a thread is enough to keep both busy.
@@ -150,8 +153,12 @@ def detect_video_faces(
     """
     stats = DetectionStats()
     wall = time.perf_counter()
-    frames = iter_sampled_frames(path, sample_fps, start_s=start_s, end_s=end_s)
     static = StaticFrameFilter(sample_fps, static_block_s)
+    # Thumbnails for the static-frame test are made in the decode thread, beside inference.
+    frames = (
+        (frame, static.thumbnail_for(frame))
+        for frame in iter_sampled_frames(path, sample_fps, start_s=start_s, end_s=end_s)
+    )
     faces: list[DetectedFace] = []
     # (frame_index, timestamp_s, frame_index of its reference): not the frame, whose pixels
     # are no longer needed.
@@ -164,9 +171,9 @@ def detect_video_faces(
         stats.inference_s += time.perf_counter() - started
         batch.clear()
 
-    for frame in _prefetch(frames, depth=2 * BATCH_FRAMES, stats=stats):
+    for frame, small in _prefetch(frames, depth=2 * BATCH_FRAMES, stats=stats):
         stats.frames_analyzed += 1
-        reference = static.reference_for(frame)
+        reference = static.reference_for(frame, small)
         if reference is not None:
             copies.append((frame.frame_index, frame.timestamp_s, reference))
             continue

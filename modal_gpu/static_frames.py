@@ -69,13 +69,20 @@ class StaticFrameFilter:
         self.block_slots = static_block_slots(sample_fps, block_s)
         self._reference: tuple[int, int, np.ndarray] | None = None  # block, frame, thumbnail
 
-    def reference_for(self, frame: SampledFrame) -> int | None:
+    def thumbnail_for(self, frame: SampledFrame) -> np.ndarray | None:
+        """``frame``'s :func:`thumbnail`, or None when reuse is off (a few ms per 720p frame:
+        callers may make it in another thread and pass it to :meth:`reference_for`)."""
+        return thumbnail(frame.image) if self.block_slots else None
+
+    def reference_for(self, frame: SampledFrame, small: np.ndarray | None = None) -> int | None:
         """The ``frame_index`` of an analysed frame showing the same picture, or None when
-        ``frame`` must be analysed (it then becomes the reference)."""
+        ``frame`` must be analysed (it then becomes the reference). ``small``: the frame's
+        thumbnail if already made."""
         if not self.block_slots:
             return None
         block = sample_slot(frame.timestamp_s, self.sample_fps) // self.block_slots
-        small = thumbnail(frame.image)
+        if small is None:
+            small = thumbnail(frame.image)
         if self._reference is not None:
             ref_block, ref_frame, ref_small = self._reference
             if ref_block == block and same_picture(small, ref_small):
