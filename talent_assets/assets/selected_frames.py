@@ -227,9 +227,9 @@ def selected_frames(
     sheet_key = f"{base}contact_sheet.jpg"
     files[sheet_key] = (encode_jpeg(sheet), "image/jpeg")
 
-    upstream_wall = sum(
+    upstream_wall = float(detections_meta.get("wall_s", 0.0)) + sum(
         float(upstream_metadata(context, name).get("wall_s", 0.0))
-        for name in ("raw_video", "face_detections", "identity_clusters")
+        for name in ("raw_video", "identity_clusters")
     )
     wall_s = upstream_wall + (time.perf_counter() - started)
     manifest = build_manifest(
