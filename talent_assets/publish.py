@@ -62,6 +62,8 @@ def publish_outputs(
             raise
     finally:
         store.delete([*staged.values(), *backups.values()])
+    # Outputs of an earlier run that this one did not write again (e.g. a person fewer).
+    # ``before`` is the folder as it was: since then only keys in ``keep`` were written.
     keep = set(files) | {manifest_key}
-    store.delete(sorted(_direct_children(store, base) - keep))
+    store.delete(sorted(before - keep))
     return result
