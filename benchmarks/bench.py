@@ -84,10 +84,10 @@ def profile_child(video: Path, sample_fps: float) -> dict[str, Any]:
     from modal_gpu.face_engine import FaceEngine
     from modal_gpu.video import iter_sampled_frames, read_frames
     from talent_assets.clustering import (
-        CLUSTER_THRESHOLDS,
         ClusteringParams,
         FaceArrays,
         cluster_identities,
+        threshold_for_pack,
     )
     from talent_assets.images import encode_jpeg
     from talent_assets.selection import SelectionParams, select_best_frames
@@ -122,9 +122,7 @@ def profile_child(video: Path, sample_fps: float) -> dict[str, Any]:
     timings["to_table_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    clusters = cluster_identities(
-        arrays, ClusteringParams(threshold=CLUSTER_THRESHOLDS.get("bundled", 0.62))
-    )
+    clusters = cluster_identities(arrays, ClusteringParams(threshold=threshold_for_pack("bundled")))
     timings["cluster_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
