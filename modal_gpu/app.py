@@ -260,6 +260,7 @@ def summarize_detections(
     """
     from modal_gpu.worker import join_replies
     from talent_assets.clustering import (
+        TALENT_MIN_SCREEN_TIME_S,
         ClusteringParams,
         FaceArrays,
         cluster_identities,
@@ -270,7 +271,12 @@ def summarize_detections(
     table, _ = join_replies(replies)
     faces = FaceArrays.from_table(table)
     clustering = cluster_identities(
-        faces, ClusteringParams(threshold=threshold_for_pack(model_pack))
+        faces,
+        ClusteringParams(
+            threshold=threshold_for_pack(model_pack),
+            min_screen_time_s=TALENT_MIN_SCREEN_TIME_S,
+            sample_fps=sample_fps,
+        ),
     )
     people = select_best_frames(faces, clustering.person_id, SelectionParams(sample_fps=sample_fps))
     results = [

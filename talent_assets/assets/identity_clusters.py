@@ -18,6 +18,7 @@ from talent_assets.assets.face_detections import face_detections, face_table_of
 from talent_assets.assets.upstream import upstream_metadata
 from talent_assets.checks import check_every_face_assigned, check_one_person_per_frame
 from talent_assets.clustering import (
+    TALENT_MIN_SCREEN_TIME_S,
     ClusteringParams,
     FaceArrays,
     cluster_identities,
@@ -34,7 +35,7 @@ class IdentityClusteringConfig(Config):
     threshold: float | None = None  # None: the threshold calibrated for the model pack
     min_faces: int = ClusteringParams.min_faces
     min_best_quality: float = ClusteringParams.min_best_quality
-    min_screen_time_s: float = 2.0
+    min_screen_time_s: float = TALENT_MIN_SCREEN_TIME_S
     track_iou: float = ClusteringParams.track_iou
     track_similarity: float = ClusteringParams.track_similarity
 
