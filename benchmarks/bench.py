@@ -83,14 +83,14 @@ def profile_child(video: Path, sample_fps: float) -> dict[str, Any]:
     from modal_gpu.detection import BATCH_FRAMES, faces_to_table
     from modal_gpu.face_engine import FaceEngine
     from modal_gpu.video import iter_sampled_frames, read_frames
-    from talent_assets.clustering import (
+    from talent_assets.core.clustering import (
         ClusteringParams,
         FaceArrays,
         cluster_identities,
         threshold_for_pack,
     )
-    from talent_assets.images import encode_jpeg
-    from talent_assets.selection import SelectionParams, select_best_frames
+    from talent_assets.core.images import encode_jpeg
+    from talent_assets.core.selection import SelectionParams, select_best_frames
 
     timings["imports_s"] = time.perf_counter() - t
 

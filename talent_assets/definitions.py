@@ -2,10 +2,10 @@
 
 from dagster import Definitions
 
-from talent_assets.assets import ALL_ASSETS
-from talent_assets.jobs import process_video_job
-from talent_assets.resources import build_resources
-from talent_assets.sensors import s3_video_sensor
+from talent_assets.defs.assets import ALL_ASSETS
+from talent_assets.defs.jobs import process_video_job
+from talent_assets.defs.resources import build_resources
+from talent_assets.defs.sensors import s3_video_sensor
 
 defs = Definitions(
     assets=ALL_ASSETS,

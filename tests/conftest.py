@@ -7,12 +7,12 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import media
 import pytest
 from dagster import DagsterInstance
 
-from talent_assets.local_s3 import LocalS3Server
-from talent_assets.settings import Settings
+from talent_assets.devstack.local_s3 import LocalS3Server
+from talent_assets.infra.settings import Settings
+from tests.support import media
 
 TEST_BUCKET = "talent-test"
 
@@ -110,11 +110,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """``talent up``'s stack (SeaweedFS + dagster dev with the sensor on) in a temp folder.
 
-    Yields the running :class:`talent_assets.stack.LocalStack`; its ``environment()`` is what
+    Yields the running :class:`talent_assets.devstack.stack.LocalStack`; its ``environment()`` is what
     clients (uploads, queries) need. Shared by the stack and browser tests: starting Dagster
     takes tens of seconds.
     """
-    from talent_assets.stack import LocalStack
+    from talent_assets.devstack.stack import LocalStack
 
     stack = LocalStack(
         tmp_path_factory.mktemp("stack"),

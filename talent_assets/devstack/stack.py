@@ -1,0 +1,315 @@
+"""The local stack: SeaweedFS + Dagster webserver and daemon with the S3 sensor running.
+
+``talent up`` keeps its data under ``./.talent/`` (S3 objects, the Dagster instance, logs,
+generated credentials) so a restart finds everything again. ``talent demo`` runs the same
+stack in a temporary folder. Dagster's ``dagster dev`` only shuts its children down cleanly
+on SIGINT, so that is what we send it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from talent_assets.devstack.local_s3 import LocalS3Server
+
+DEFAULT_ROOT = Path(".talent")
+STACK_FILE = "stack.json"
+CREDENTIALS_FILE = "credentials.json"
+UI_READY_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 30.0
+
+
+class StackError(RuntimeError):
+    """The stack could not start or is not running."""
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """What clients need to reach a running stack (no secrets: those stay in the env/file)."""
+
+    endpoint_url: str
+    bucket: str
+    video_prefix: str
+    ui_url: str
+    dagster_home: str
+
+    @classmethod
+    def load(cls, root: Path) -> StackInfo:
+        path = root / STACK_FILE
+        if not path.is_file():
+            raise StackError("no local stack is running here (start one with `talent up`)")
+        return cls(**json.loads(path.read_text()))
+
+
+def load_credentials(root: Path) -> tuple[str, str]:
+    """The stack's S3 key pair: from the environment, else generated once and kept in root.
+
+    The file is created with mode 0600 and never printed.
+    """
+    access = os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if access and secret:
+        return access, secret
+    path = root / CREDENTIALS_FILE
+    if path.is_file():
+        data = json.loads(path.read_text())
+        return data["access_key"], data["secret_key"]
+    access, secret = f"talent{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+    save_credentials(root, access, secret)
+    return access, secret
+
+
+def save_credentials(root: Path, access: str, secret: str) -> None:
+    """Keep the key pair for ``talent upload`` and later restarts (owner-only file)."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / CREDENTIALS_FILE
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"access_key": access, "secret_key": secret}, handle)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def dagster_yaml(max_concurrent_videos: int) -> str:
+    """Instance config: a run queue that caps concurrent videos, run retries, no telemetry.
+
+    Run retries only cover crashed runs (a killed worker, a lost process): op failures are
+    retried by the assets' RetryPolicy, and bad input must not be retried at all.
+    """
+    return f"""\
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: {max(1, max_concurrent_videos) * 2}
+    tag_concurrency_limits:
+      - key: talent/pipeline
+        value: process_video
+        limit: {max(1, max_concurrent_videos)}
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
+telemetry:
+  enabled: false
+"""
+
+
+class LocalStack:
+    """SeaweedFS on loopback plus ``dagster dev`` (webserver + daemon) with the sensor on."""
+
+    def __init__(
+        self,
+        root: Path = DEFAULT_ROOT,
+        *,
+        bucket: str | None = None,
+        ui_port: int | None = None,
+        sensor_interval_s: int = 5,
+        max_concurrent_videos: int | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.bucket = bucket or os.environ.get("TALENT_BUCKET", "talent")
+        self.ui_port = ui_port
+        self.sensor_interval_s = sensor_interval_s
+        self.max_concurrent_videos = max_concurrent_videos or int(
+            os.environ.get("TALENT_MAX_CONCURRENT_VIDEOS", "1")
+        )
+        self.credentials = credentials
+        self.s3: LocalS3Server | None = None
+        self.dagster: subprocess.Popen[bytes] | None = None
+        self.info: StackInfo | None = None
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    def environment(self) -> dict[str, str]:
+        """The environment the pipeline runs with inside this stack."""
+        if self.s3 is None:
+            raise StackError("the stack is not started")
+        video_prefix = os.environ.get("TALENT_VIDEO_PREFIX", "videos/")
+        return {
+            "AWS_ACCESS_KEY_ID": self.s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
+            "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+            "TALENT_S3_ENDPOINT_URL": self.s3.endpoint_url,
+            "TALENT_BUCKET": self.bucket,
+            "TALENT_VIDEO_PREFIX": video_prefix,
+            "TALENT_WAREHOUSE": f"s3://{self.bucket}/warehouse",
+            "TALENT_SENSOR_DEFAULT_STATUS": "running",
+            "TALENT_SENSOR_INTERVAL_S": str(self.sensor_interval_s),
+            "DAGSTER_HOME": str(self.dagster_home),
+        }
+
+    def start(self) -> StackInfo:
+        """Start S3, then Dagster; returns once the UI answers."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.credentials:
+            access, secret = self.credentials
+            save_credentials(self.root, access, secret)
+        else:
+            access, secret = load_credentials(self.root)
+        self.s3 = LocalS3Server(self.root / "s3", access_key=access, secret_key=secret)
+        self.s3.start()
+        try:
+            self.s3.ensure_bucket(self.bucket)
+            self.dagster_home.mkdir(parents=True, exist_ok=True)
+            (self.dagster_home / "dagster.yaml").write_text(
+                dagster_yaml(self.max_concurrent_videos)
+            )
+            port = self.ui_port or _free_port()
+            env = {**os.environ, **self.environment()}
+            logs = self.root / "logs"
+            logs.mkdir(exist_ok=True)
+            log = (logs / "dagster.log").open("ab")
+            dagster = str(Path(sys.executable).with_name("dagster"))
+            self.dagster = subprocess.Popen(
+                [dagster, "dev", "-m", "talent_assets.definitions", "-h", "127.0.0.1",
+                 "-p", str(port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group, so SIGINT reaches all
+            )  # fmt: skip
+            log.close()
+            ui_url = f"http://127.0.0.1:{port}"
+            self._wait_for_ui(ui_url)
+            env_prefix = self.environment()["TALENT_VIDEO_PREFIX"]
+            self.info = StackInfo(
+                endpoint_url=self.s3.endpoint_url,
+                bucket=self.bucket,
+                video_prefix=env_prefix,
+                ui_url=ui_url,
+                dagster_home=str(self.dagster_home),
+            )
+            (self.root / STACK_FILE).write_text(json.dumps(self.info.__dict__, indent=2))
+            return self.info
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_for_ui(self, ui_url: str) -> None:
+        deadline = time.monotonic() + UI_READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.dagster is not None and self.dagster.poll() is not None:
+                raise StackError(
+                    f"dagster dev exited with code {self.dagster.returncode}; "
+                    f"see {self.root / 'logs' / 'dagster.log'}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{ui_url}/server_info", timeout=2) as response,
+            ):
+                if response.status == 200:
+                    return
+            time.sleep(0.5)
+        raise StackError(f"the Dagster UI did not come up within {UI_READY_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        """SIGINT to ``dagster dev`` (then harder if it lingers), then stop S3."""
+        if self.dagster is not None and self.dagster.poll() is None:
+            pgid = os.getpgid(self.dagster.pid)
+            for sig, wait in ((signal.SIGINT, STOP_TIMEOUT_S), (signal.SIGTERM, 5.0)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, sig)
+                try:
+                    self.dagster.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                self.dagster.wait(timeout=5)
+            # Run workers and the daemon share the group; make sure none outlives us.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        self.dagster = None
+        if self.s3 is not None:
+            self.s3.stop()
+            self.s3 = None
+        (self.root / STACK_FILE).unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def wait_for_runs(dagster_home: Path, keys: list[str], timeout_s: float = 600.0) -> dict[str, Any]:
+    """Wait until a run for each S3 key (started by the sensor) has finished.
+
+    Returns the latest run per key. Reads the stack's own Dagster instance.
+    """
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    from talent_assets.defs.assets.raw_video import SOURCE_KEY_TAG
+
+    finished = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    deadline = time.monotonic() + timeout_s
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        while True:
+            latest: dict[str, Any] = {}
+            for key in keys:
+                runs = instance.get_runs(filters=RunsFilter(tags={SOURCE_KEY_TAG: key}), limit=1)
+                if runs:
+                    latest[key] = runs[0]
+            done = len(latest) == len(keys) and all(
+                run.status in finished for run in latest.values()
+            )
+            if done:
+                return latest
+            if time.monotonic() > deadline:
+                waiting = [k for k in keys if k not in latest or latest[k].status not in finished]
+                raise StackError(f"runs did not finish within {timeout_s:.0f} s: {waiting}")
+            time.sleep(1.0)
+
+
+def use_running_stack(root: Path = DEFAULT_ROOT) -> StackInfo | None:
+    """Point this process's environment at a running ``talent up`` stack, if there is one.
+
+    Only when no S3 endpoint is configured explicitly, so an explicit configuration always
+    wins. Sets the endpoint, bucket, prefix, Dagster home (runs then show in the stack's
+    UI) and, unless already set, the stack's credentials.
+    """
+    if os.environ.get("TALENT_S3_ENDPOINT_URL"):
+        return None
+    try:
+        info = StackInfo.load(root)
+    except StackError:
+        return None
+    access, secret = load_credentials(root)
+    os.environ.update(
+        {
+            "TALENT_S3_ENDPOINT_URL": info.endpoint_url,
+            "TALENT_BUCKET": info.bucket,
+            "TALENT_VIDEO_PREFIX": info.video_prefix,
+            "DAGSTER_HOME": info.dagster_home,
+            "AWS_ACCESS_KEY_ID": access,
+            "AWS_SECRET_ACCESS_KEY": secret,
+        }
+    )
+    os.environ.setdefault("AWS_REGION", "us-east-1")
+    os.environ.pop("TALENT_WAREHOUSE", None)
+    return info
