@@ -1,15 +1,30 @@
-"""The Dagster code location: ``dagster dev -w workspace.yaml`` loads ``defs`` from here."""
+"""The Dagster code location: ``dagster dev -m talent_assets.definitions`` loads ``defs``.
 
-from dagster import Definitions
+``defs`` is a lazy ``@dg.definitions`` entry point, so the settings are read when Dagster
+loads the location, not when this module is imported; :func:`build_definitions` builds the
+same for any explicit :class:`Settings` (tests, one-off runs).
+"""
+
+import dagster as dg
 
 from talent_assets.defs.assets import ALL_ASSETS
 from talent_assets.defs.jobs import process_video_job
 from talent_assets.defs.resources import build_resources
-from talent_assets.defs.sensors import s3_video_sensor
+from talent_assets.defs.sensors import build_s3_video_sensor
+from talent_assets.infra.settings import Settings
 
-defs = Definitions(
-    assets=ALL_ASSETS,
-    jobs=[process_video_job],
-    sensors=[s3_video_sensor],
-    resources=build_resources(),
-)
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The four assets, the job, the S3 sensor and the resources, for ``settings``."""
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        jobs=[process_video_job],
+        sensors=[build_s3_video_sensor(settings)],
+        resources=build_resources(settings),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location, configured from the environment when Dagster loads it."""
+    return build_definitions(Settings.from_env())

@@ -44,8 +44,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from talent_assets.apps.runner import RunOutcome, process_partition, run_failure_message
 from talent_assets.core.video_id import is_video_key, output_stem, video_id_for
-from talent_assets.defs.assets.raw_video import SOURCE_KEY_TAG
 from talent_assets.defs.resources import bucket_store, build_resources
+from talent_assets.defs.tags import SOURCE_KEY_TAG
 from talent_assets.infra.settings import Settings
 from talent_assets.infra.storage import (
     LocalObjectStore,

@@ -10,10 +10,10 @@ from typing import Any
 from dagster import DagsterInstance, Definitions
 
 from talent_assets.defs.assets import ALL_ASSETS
-from talent_assets.defs.assets.raw_video import SOURCE_KEY_TAG
 from talent_assets.defs.failures import ERROR_KIND_KEY
 from talent_assets.defs.jobs import process_video_job
 from talent_assets.defs.partitions import videos_partitions
+from talent_assets.defs.tags import video_run_tags
 
 # Keep Dagster's own console logging quiet: the CLI owns stdout and stderr.
 _QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -90,7 +90,7 @@ def process_partition(
             run_config=config,
             instance=instance,
             partition_key=video_id,
-            tags={SOURCE_KEY_TAG: key, "talent/video": video_id},
+            tags=video_run_tags(key, video_id),
             raise_on_error=False,
             run_id=run_id,
         )

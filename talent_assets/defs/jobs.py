@@ -3,14 +3,13 @@
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from talent_assets.defs.assets import ALL_ASSETS
-
-# Runs carry this tag so the local stack's run queue can cap how many videos run at once
-# (see the tag_concurrency_limits that `talent up` writes into dagster.yaml).
-PIPELINE_TAG = {"talent/pipeline": "process_video"}
+from talent_assets.defs.tags import PIPELINE_TAG
 
 process_video_job = define_asset_job(
     name="process_video",
     selection=AssetSelection.assets(*ALL_ASSETS),
+    # The local stack's run queue caps how many videos run at once by this tag (the
+    # tag_concurrency_limits that `talent up` writes into dagster.yaml).
     tags=PIPELINE_TAG,
     # The four steps form a chain, so a process per step buys no parallelism; it only costs
     # a Python start and a model load each. Chunk-level parallelism lives in the detector.

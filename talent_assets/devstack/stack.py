@@ -264,7 +264,7 @@ def wait_for_runs(dagster_home: Path, keys: list[str], timeout_s: float = 600.0)
     """
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-    from talent_assets.defs.assets.raw_video import SOURCE_KEY_TAG
+    from talent_assets.defs.tags import SOURCE_KEY_TAG
 
     finished = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
     deadline = time.monotonic() + timeout_s

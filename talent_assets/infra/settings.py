@@ -1,47 +1,168 @@
-"""Environment configuration (the table in README.md / DESIGN.md), read in one place."""
+"""Every ``TALENT_*`` variable (and the AWS region), read in one place, with its default.
+
+:meth:`Settings.from_env` is the only reader of the environment for configuration; nothing
+reads it at import time. Front ends build a ``Settings`` once and pass it down; Dagster
+resources are built from it (credentials stay ``EnvVar`` references, never values). The
+table in README.md ("Configuration") documents the same names and defaults; a test checks
+that the two agree.
+
+Not here, on purpose: the AWS credentials (read by boto3 itself, so no code of ours holds
+them), ``DAGSTER_HOME`` (Dagster's own), and the worker's ``TALENT_MODEL_ROOT`` /
+``TALENT_REQUIRE_CUDA``, which ``modal_gpu`` reads itself because it must not import this
+package (see docs/design.md).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Modal list prices in USD per GPU-hour (modal.com/pricing, 2026); override with
+# TALENT_MODAL_GPU_PRICES='{"T4": 0.59, ...}'. Used for the cost estimate in metadata only.
+DEFAULT_GPU_PRICES_PER_HOUR: dict[str, float] = {
+    "T4": 0.59,
+    "L4": 0.80,
+    "A10G": 1.10,
+    "L40S": 1.95,
+    "A100-40GB": 2.10,
+    "A100-80GB": 2.50,
+    "H100": 3.95,
+    "H200": 4.54,
+    "B200": 6.25,
+}
+# Static shots: a sampled frame showing the same picture as the last analysed one reuses its
+# faces; a frame is analysed afresh at least this often (s). Mirrors modal_gpu.chunks.
+DEFAULT_STATIC_BLOCK_S = 5.0
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
 
 
 @dataclass(frozen=True)
 class Settings:
     """Values of the ``TALENT_*`` variables, with their documented defaults."""
 
-    bucket: str
-    endpoint_url: str | None
-    region: str
-    video_prefix: str
-    output_prefix: str
-    warehouse: str
-    detector: str
-    model_pack: str
-    sample_fps: float
-    api_key: str | None
-    modal_gpu: str
+    bucket: str = "talent"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    video_prefix: str = "videos/"
+    output_prefix: str = "processed/"
+    warehouse: str = "s3://talent/warehouse"
+    detector: str = "local"
+    model_pack: str = "bundled"
+    sample_fps: float = 2.0
+    api_key: str | None = None
+    api_max_concurrent: int = 1
+    modal_gpu: str = "T4"
+    modal_gpu_prices: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_GPU_PRICES_PER_HOUR)
+    )
+    workers: int = 0  # local detector processes; 0 = one per core
+    chunk_s: float = 0.0  # 0 = automatic
+    static_block_s: float = DEFAULT_STATIC_BLOCK_S
+    cache_dir: str | None = None  # None: a folder in the system temp dir
+    sensor_running: bool = False  # TALENT_SENSOR_DEFAULT_STATUS=running
+    sensor_interval_s: int = 30
+    sensor_max_per_tick: int = 100
+    max_concurrent_videos: int = 1
 
     @classmethod
-    def from_env(cls) -> Settings:
-        bucket = os.environ.get("TALENT_BUCKET", "talent")
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``environ`` (default: ``os.environ``); bad values raise
+        :class:`SettingsError` naming the variable."""
+        env = os.environ if environ is None else environ
+        bucket = env.get("TALENT_BUCKET") or "talent"
         return cls(
             bucket=bucket,
-            endpoint_url=os.environ.get("TALENT_S3_ENDPOINT_URL") or None,
-            region=os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION")
-            or "us-east-1",
-            video_prefix=_prefix(os.environ.get("TALENT_VIDEO_PREFIX", "videos/")),
-            output_prefix=_prefix(os.environ.get("TALENT_OUTPUT_PREFIX", "processed/")),
-            warehouse=os.environ.get("TALENT_WAREHOUSE") or f"s3://{bucket}/warehouse",
-            detector=os.environ.get("TALENT_DETECTOR", "local"),
-            model_pack=os.environ.get("TALENT_MODEL_PACK", "bundled"),
-            sample_fps=float(os.environ.get("TALENT_SAMPLE_FPS", "2")),
-            api_key=os.environ.get("TALENT_API_KEY") or None,
-            modal_gpu=os.environ.get("TALENT_MODAL_GPU", "T4"),
+            endpoint_url=env.get("TALENT_S3_ENDPOINT_URL") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            video_prefix=_prefix(env.get("TALENT_VIDEO_PREFIX", "videos/")),
+            output_prefix=_prefix(env.get("TALENT_OUTPUT_PREFIX", "processed/")),
+            warehouse=env.get("TALENT_WAREHOUSE") or f"s3://{bucket}/warehouse",
+            detector=_choice(env, "TALENT_DETECTOR", "local", ("local", "modal")),
+            model_pack=env.get("TALENT_MODEL_PACK") or "bundled",
+            sample_fps=_number(env, "TALENT_SAMPLE_FPS", 2.0, positive=True),
+            api_key=env.get("TALENT_API_KEY") or None,
+            api_max_concurrent=_integer(env, "TALENT_API_MAX_CONCURRENT", 1, minimum=1),
+            modal_gpu=env.get("TALENT_MODAL_GPU") or "T4",
+            modal_gpu_prices=_prices(env),
+            workers=_integer(env, "TALENT_WORKERS", 0, minimum=0),
+            chunk_s=_number(env, "TALENT_CHUNK_S", 0.0),
+            static_block_s=_number(env, "TALENT_STATIC_BLOCK_S", DEFAULT_STATIC_BLOCK_S),
+            cache_dir=env.get("TALENT_CACHE_DIR") or None,
+            sensor_running=_choice(
+                env, "TALENT_SENSOR_DEFAULT_STATUS", "stopped", ("running", "stopped")
+            )
+            == "running",
+            sensor_interval_s=_integer(env, "TALENT_SENSOR_INTERVAL_S", 30, minimum=1),
+            sensor_max_per_tick=_integer(env, "TALENT_SENSOR_MAX_PER_TICK", 100, minimum=1),
+            max_concurrent_videos=_integer(env, "TALENT_MAX_CONCURRENT_VIDEOS", 1, minimum=1),
         )
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with ``changes`` (e.g. the bucket named by ``talent process s3://b/k``)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 def _prefix(value: str) -> str:
     value = value.strip().lstrip("/")
     return value if not value or value.endswith("/") else value + "/"
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, positive: bool = False) -> float:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0 or (positive and value == 0):
+        kind = "positive" if positive else "zero or more"
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise SettingsError(f"{name} must be {what}, got {raw!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (_raw(env, name) or default).lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _prices(env: Mapping[str, str]) -> dict[str, float]:
+    prices = dict(DEFAULT_GPU_PRICES_PER_HOUR)
+    raw = _raw(env, "TALENT_MODAL_GPU_PRICES")
+    if raw is None:
+        return prices
+    try:
+        override = json.loads(raw)
+        prices.update({str(k): float(v) for k, v in override.items()})
+    except (ValueError, TypeError, AttributeError):
+        raise SettingsError(
+            'TALENT_MODAL_GPU_PRICES must be a JSON object like {"T4": 0.59}'
+        ) from None
+    return prices

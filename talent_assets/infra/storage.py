@@ -11,40 +11,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-
-class ObjectNotFoundError(FileNotFoundError):
-    """The requested object does not exist."""
-
-
-class UnsafeKeyError(ValueError):
-    """A key that would address something outside its store or prefix."""
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    """What a listing or head request tells about an object."""
-
-    key: str
-    size: int
-    etag: str
-    last_modified: datetime
-
-
-def check_key(key: str) -> str:
-    """Refuse keys that are empty, absolute, or contain ``.``/``..`` segments or NULs."""
-    if not key or key.startswith("/") or "\x00" in key or "\\" in key:
-        raise UnsafeKeyError(f"unsafe object key: {key!r}")
-    # Split by hand: PurePosixPath silently drops "." segments.
-    if any(part in ("", ".", "..") for part in key.rstrip("/").split("/")):
-        raise UnsafeKeyError(f"unsafe object key: {key!r}")
-    return key
+from talent_assets.core.objects import ObjectInfo, ObjectNotFoundError, UnsafeKeyError, check_key
 
 
 class ObjectStore(Protocol):

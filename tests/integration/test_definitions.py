@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import AssetKey, DynamicPartitionsDefinition
+from dagster import AssetKey, DefaultSensorStatus, DynamicPartitionsDefinition
 
-from talent_assets.definitions import defs
+from talent_assets.definitions import build_definitions
+from talent_assets.definitions import defs as load_defs
+from talent_assets.infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ["raw_video", "face_detections", "identity_clusters", "selected_frames"]
+defs = load_defs()  # the lazy entry point Dagster loads, called as Dagster would
 
 
 def test_four_assets_in_one_partitioned_lineage() -> None:
@@ -54,3 +57,14 @@ def test_dagster_definitions_validate(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
+
+
+def test_sensor_follows_the_settings_it_was_built_with() -> None:
+    default = build_definitions(Settings()).resolve_sensor_def("s3_video_sensor")
+    assert default.minimum_interval_seconds == 30
+    assert default.default_status == DefaultSensorStatus.STOPPED
+    tuned = build_definitions(
+        Settings(sensor_interval_s=7, sensor_running=True)
+    ).resolve_sensor_def("s3_video_sensor")
+    assert tuned.minimum_interval_seconds == 7
+    assert tuned.default_status == DefaultSensorStatus.RUNNING

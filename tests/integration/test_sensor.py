@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
+from talent_assets.core.objects import ObjectInfo
+from talent_assets.core.sensor_plan import SensorCursor, plan_tick, run_key_for
 from talent_assets.core.video_id import video_id_for
 from talent_assets.defs.resources import build_resources
-from talent_assets.defs.sensors import SensorCursor, plan_tick, run_key_for, s3_video_sensor
+from talent_assets.defs.sensors import build_s3_video_sensor
 from talent_assets.infra.settings import Settings
-from talent_assets.infra.storage import ObjectInfo
 from tests.support.pipeline import store_for
 
 
@@ -22,7 +23,7 @@ def _tick(instance: DagsterInstance, settings: Settings, cursor: str | None):
     with build_sensor_context(
         instance=instance, cursor=cursor, resources=build_resources(settings)
     ) as context:
-        result = s3_video_sensor(context)
+        result = build_s3_video_sensor(settings)(context)
     if isinstance(result, SensorResult):
         for request in result.dynamic_partitions_requests or []:
             instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
@@ -40,6 +41,8 @@ def test_thousand_objects_partitioned_exactly_once_with_cap(
     sensor_env: Settings, dagster_instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TALENT_SENSOR_MAX_PER_TICK", "100")
+    sensor_env = Settings.from_env()
+    assert sensor_env.sensor_max_per_tick == 100
     store = store_for(sensor_env)
     keys = [f"{sensor_env.video_prefix}batch/clip-{i:04d}.mp4" for i in range(1000)]
     with ThreadPoolExecutor(16) as pool:

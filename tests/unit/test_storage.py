@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from modal_gpu.schema import EMBEDDING_DIM
+from talent_assets.core.objects import ObjectNotFoundError, UnsafeKeyError, check_key
 from talent_assets.core.tables import (
     IDENTITY_CLUSTERS_SCHEMA,
     SELECTED_FRAMES_SCHEMA,
@@ -20,12 +21,7 @@ from talent_assets.core.tables import (
     VIDEOS_SCHEMA,
 )
 from talent_assets.infra.publish import STAGING, publish_outputs
-from talent_assets.infra.storage import (
-    LocalObjectStore,
-    ObjectNotFoundError,
-    UnsafeKeyError,
-    check_key,
-)
+from talent_assets.infra.storage import LocalObjectStore
 from talent_assets.infra.warehouse import Warehouse
 
 UNSAFE_KEYS = [

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from talent_assets.core.objects import check_key
 from talent_assets.core.video_id import VIDEO_EXTENSIONS, is_video_key, output_stem, video_id_for
-from talent_assets.infra.storage import check_key
 
 # The DESIGN's rule for ids: a readable slug, then "-" and 8 hex digits of the hash.
 ID_RE = re.compile(r"^[a-z0-9_-]+-[0-9a-f]{8}$")

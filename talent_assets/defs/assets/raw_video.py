@@ -14,15 +14,14 @@ from dagster import (
 )
 
 from modal_gpu.video import VideoError, probe_video
+from talent_assets.core.objects import ObjectNotFoundError, UnsafeKeyError
 from talent_assets.core.tables import VIDEOS_SCHEMA
 from talent_assets.core.video_id import is_video_key, video_id_for
 from talent_assets.defs.failures import input_failure
 from talent_assets.defs.partitions import videos_partitions
 from talent_assets.defs.resources import TalentStorage
-from talent_assets.infra.storage import ObjectNotFoundError, UnsafeKeyError
+from talent_assets.defs.tags import SOURCE_KEY_TAG
 from talent_assets.infra.video_cache import evict_video, fetch_video
-
-SOURCE_KEY_TAG = "talent/key"
 
 
 def resolve_source_key(

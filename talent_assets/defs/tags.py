@@ -1,0 +1,21 @@
+"""Run tags: what a run of ``process_video`` carries, set by the sensor, the CLI and the API.
+
+Plain strings (no Dagster import), so the local stack and the API can filter runs by them.
+"""
+
+from __future__ import annotations
+
+#: The object key of the video a run processes (``raw_video`` resolves its partition with it).
+SOURCE_KEY_TAG = "talent/key"
+#: The video id, for humans filtering runs in the UI.
+VIDEO_TAG = "talent/video"
+#: Dagster's own tag on every partitioned run.
+PARTITION_TAG = "dagster/partition"
+#: Every run of the pipeline job carries it; the stack's run queue limits concurrency by it.
+PIPELINE_TAG_KEY = "talent/pipeline"
+PIPELINE_TAG = {PIPELINE_TAG_KEY: "process_video"}
+
+
+def video_run_tags(key: str, video_id: str) -> dict[str, str]:
+    """The tags of a run that processes the object ``key`` as partition ``video_id``."""
+    return {SOURCE_KEY_TAG: key, VIDEO_TAG: video_id}
