@@ -8,12 +8,59 @@ never leaves half a table, and re-materialising replaces rows instead of appendi
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from talent_assets.core.objects import ObjectNotFoundError
 from talent_assets.core.tables import TABLE_SCHEMAS
-from talent_assets.infra.storage import ObjectNotFoundError, ObjectStore
+from talent_assets.infra.storage import LocalObjectStore, ObjectStore
+
+
+@dataclass(frozen=True)
+class WarehouseRoot:
+    """Where the tables live: ``s3://bucket/prefix`` or a local folder (``TALENT_WAREHOUSE``)."""
+
+    bucket: str | None  # set for s3:// roots
+    prefix: str  # key prefix in the bucket: "" or ending in "/"
+    folder: Path | None  # set for local roots (absolute)
+
+    @classmethod
+    def parse(cls, root: str) -> WarehouseRoot:
+        """Parse ``s3://bucket[/prefix]``, ``file:///path`` or a path; ValueError otherwise."""
+        if root.startswith("s3://"):
+            bucket, _, prefix = root[len("s3://") :].partition("/")
+            if not bucket:
+                raise ValueError(f"not an s3://bucket/prefix warehouse: {root}")
+            prefix = prefix.strip("/")
+            return cls(bucket, f"{prefix}/" if prefix else "", None)
+        if root.startswith("file://"):
+            root = root[len("file://") :]
+        elif "://" in root:
+            raise ValueError(f"unsupported warehouse location (s3:// or a local folder): {root}")
+        return cls(None, "", Path(root).expanduser().resolve())
+
+    def url(self) -> str:
+        """``s3://bucket/prefix`` or the absolute folder, without a trailing slash (DuckDB)."""
+        if self.folder is not None:
+            return str(self.folder)
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+def open_warehouse(root: str, bucket: str, s3_store: Callable[[], ObjectStore]) -> Warehouse:
+    """The warehouse at ``root``; an ``s3://`` root must be in the configured ``bucket``.
+
+    ``s3_store`` is called only for an S3 root, so a local warehouse needs no S3 client.
+    """
+    parsed = WarehouseRoot.parse(root)
+    if parsed.folder is not None:
+        return Warehouse(LocalObjectStore(parsed.folder), "")
+    if parsed.bucket != bucket:
+        raise ValueError(f"TALENT_WAREHOUSE must be in the configured bucket {bucket!r}")
+    return Warehouse(s3_store(), parsed.prefix)
 
 
 class Warehouse:
