@@ -37,6 +37,7 @@ from modal_gpu.chunks import (
     plan_chunks,
     static_block_slots,
 )
+from modal_gpu.s3 import s3_client_from_env
 
 # --- configuration -------------------------------------------------------------------------------
 
@@ -147,19 +148,6 @@ def web_environment() -> dict[str, str]:
 # --- helpers (plain functions: run in containers and in the tests) -------------------------------
 
 
-def s3_client() -> Any:
-    """A boto3 S3 client from the environment (the secret on Modal; SigV4; retries)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=os.environ.get("TALENT_S3_ENDPOINT_URL") or None,
-        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
-        config=Config(signature_version="s3v4", retries={"max_attempts": 5, "mode": "standard"}),
-    )
-
-
 def install_pack_files(source: Path, pack: str, root: Path) -> Path:
     """Copy pack ``pack``'s detector and recogniser from an unpacked download into
     ``root/models/<pack>/`` (only those two: FaceAnalysis loads every ``.onnx`` of a folder).
@@ -254,18 +242,20 @@ def summarize_detections(
 ) -> dict:
     """The one-off run's answer: people found and each one's best face, from chunk replies.
 
-    Clusters and selects with the pipeline's own pure logic (``talent_assets.core.clustering`` and
-    ``.selection``, imported here so that the Modal images never need them). Frames are not
-    uploaded: that is the pipeline's job (``talent process`` with ``TALENT_DETECTOR=modal``).
+    Clusters, selects and shapes the answer with the pipeline's own pure logic
+    (``talent_assets.core``, imported here so that the Modal images never need it). Frames
+    are not uploaded: that is the pipeline's job (``talent process`` with
+    ``TALENT_DETECTOR=modal``).
     """
     from modal_gpu.worker import join_replies
     from talent_assets.core.clustering import (
-        TALENT_MIN_SCREEN_TIME_S,
+        MIN_SCREEN_TIME_S,
         ClusteringParams,
         FaceArrays,
         cluster_identities,
         threshold_for_pack,
     )
+    from talent_assets.core.manifest import build_manifest, person_entry
     from talent_assets.core.selection import SelectionParams, select_best_frames
 
     table, _ = join_replies(replies)
@@ -274,42 +264,49 @@ def summarize_detections(
         faces,
         ClusteringParams(
             threshold=threshold_for_pack(model_pack),
-            min_screen_time_s=TALENT_MIN_SCREEN_TIME_S,
+            min_screen_time_s=MIN_SCREEN_TIME_S,
             sample_fps=sample_fps,
         ),
     )
     people = select_best_frames(faces, clustering.person_id, SelectionParams(sample_fps=sample_fps))
     results = [
         {
-            "person_id": p.person_id,
-            "frame_index": int(faces.frame_index[p.face]),
-            "timestamp": round(float(faces.timestamp_s[p.face]), 3),
-            "score": p.score,
-            "bbox": [round(float(v), 1) for v in faces.boxes[p.face]],
-            "first_seen": round(p.first_seen_s, 3),
-            "last_seen": round(p.last_seen_s, 3),
-            "screen_time": p.screen_time_s,
+            **person_entry(
+                person_id=p.person_id,
+                frame_index=int(faces.frame_index[p.face]),
+                timestamp_s=float(faces.timestamp_s[p.face]),
+                score=p.score,
+                bbox=faces.boxes[p.face],
+                first_seen_s=p.first_seen_s,
+                last_seen_s=p.last_seen_s,
+                screen_time_s=p.screen_time_s,
+            ),
             "faces": p.faces,
         }
         for p in people
     ]
+    # people_found = len(results): one selection per person id, as in the pipeline.
+    return build_manifest(
+        video_id=video_id,
+        bucket=bucket,
+        key=key,
+        people=results,
+        video={k: video.get(k) for k in ("duration_s", "fps", "width", "height")},
+        metrics=_chunk_metrics(replies, table.num_rows, model_pack, wall_s),
+    )
+
+
+def _chunk_metrics(replies: list[dict], faces: int, model_pack: str, wall_s: float) -> dict:
+    """The one-off answer's ``metrics``: work done over all chunks, and GPU time."""
     return {
-        "status": "success",
-        "video_id": video_id,
-        "source": {"bucket": bucket, "key": key},
-        "people_found": clustering.people,
-        "results": results,
-        "video": {k: video.get(k) for k in ("duration_s", "fps", "width", "height")},
-        "metrics": {
-            "wall_s": round(wall_s, 3),
-            "frames_analyzed": sum(int(r["frames_analyzed"]) for r in replies),
-            "frames_reused": sum(int(r.get("frames_reused", 0)) for r in replies),
-            "faces_detected": table.num_rows,
-            "chunks": len(replies),
-            "gpu": replies[0].get("gpu") if replies else GPU,
-            "gpu_seconds": round(sum(float(r["wall_s"]) for r in replies), 3),
-            "model_pack": model_pack,
-        },
+        "wall_s": round(wall_s, 3),
+        "frames_analyzed": sum(int(r["frames_analyzed"]) for r in replies),
+        "frames_reused": sum(int(r.get("frames_reused", 0)) for r in replies),
+        "faces_detected": faces,
+        "chunks": len(replies),
+        "gpu": replies[0].get("gpu") if replies else GPU,
+        "gpu_seconds": round(sum(float(r["wall_s"]) for r in replies), 3),
+        "model_pack": model_pack,
     }
 
 
@@ -351,7 +348,7 @@ class FaceDetector:
         ):
             # Paying for a GPU and running on its host's CPU is the worst of both.
             raise RuntimeError(f"CUDA is not available to onnxruntime (got {self.providers})")
-        self.s3 = s3_client()
+        self.s3 = s3_client_from_env()
         self.load_s = round(time.perf_counter() - started, 3)
 
     def _ensure_pack_on_volume(self) -> None:
@@ -395,7 +392,7 @@ class FaceDetector:
 )
 def probe(bucket: str, key: str) -> dict:
     """Duration, frame rate and size of an S3 video (proves it is readable end to end)."""
-    return _probe_s3_video(s3_client(), bucket, key)
+    return _probe_s3_video(s3_client_from_env(), bucket, key)
 
 
 @app.function(

@@ -111,8 +111,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """``talent up``'s stack (SeaweedFS + dagster dev with the sensor on) in a temp folder.
 
     Yields the running :class:`talent_assets.devstack.stack.LocalStack`; its
-    ``environment()`` is what clients (uploads, queries) need. Shared by the stack and browser tests: starting Dagster
-    takes tens of seconds.
+    ``environment()`` is what clients (uploads, queries) need. Shared by the stack and browser
+    tests: starting Dagster takes tens of seconds.
     """
     from talent_assets.devstack.stack import LocalStack
 

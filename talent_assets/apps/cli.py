@@ -17,15 +17,6 @@ class CliError(Exception):
     """A failure to report as one line on stderr."""
 
 
-def _instance():
-    from dagster import DagsterInstance
-
-    # A real instance keeps run history when DAGSTER_HOME is set; otherwise an ephemeral one.
-    if os.environ.get("DAGSTER_HOME"):
-        return DagsterInstance.get()
-    return DagsterInstance.ephemeral()
-
-
 def _parse_s3(source: str) -> tuple[str, str]:
     bucket, _, key = source[len("s3://") :].partition("/")
     if not bucket or not key:
@@ -41,84 +32,87 @@ def process_video(
     Returns the manifest; raises :class:`CliError` with the run's one-line reason on failure.
     """
     from talent_assets.apps.runner import process_partition
-    from talent_assets.core.video_id import output_stem, video_id_for
-    from talent_assets.defs.resources import TalentStorage, bucket_store, build_resources
-    from talent_assets.infra.settings import Settings
+    from talent_assets.core.manifest import manifest_key
+    from talent_assets.core.video_id import video_id_for
+    from talent_assets.defs.instance import current_instance
+    from talent_assets.defs.resources import build_resources
+    from talent_assets.infra.s3 import bucket_store
     from talent_assets.infra.storage import LocalObjectStore
 
-    settings = Settings.from_env()
-    if source.startswith("s3://"):
-        bucket, key = _parse_s3(source)
-        # The address names the bucket to use for this run (inputs and outputs).
-        settings = Settings(**{**settings.__dict__, "bucket": bucket})
-        local_input = None
-    else:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise CliError(f"no such file: {source}")
-        local_input = path.resolve()
-        key = local_input.name
-
-    if sample_fps is not None:
-        if sample_fps <= 0:
-            raise CliError("--sample-fps must be positive")
-        settings = Settings(**{**settings.__dict__, "sample_fps": sample_fps})
+    settings = _settings_for(source, sample_fps)
+    key, local_input = _source_key(source, settings, uploads=out is None)
     resources = build_resources(settings)
-    storage: TalentStorage = resources["storage"]  # type: ignore[assignment]
-    overrides: dict[str, Any] = {}
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        overrides["local_output_dir"] = str(out.resolve())
-    if local_input is not None:
-        if out is not None:
-            overrides.update(local_input_dir=str(local_input.parent), video_prefix="")
-        else:
-            # No --out: the file goes to the bucket like any other video, then is processed.
-            key = f"{settings.video_prefix}{local_input.name}"
-            bucket_store(settings).put_bytes(key, local_input.read_bytes(), "video/mp4")
-    if overrides:
-        # Resources are immutable config; build a new one rather than copying a model.
-        fields = {name: getattr(storage, name) for name in TalentStorage.model_fields}
-        storage = TalentStorage(**{**fields, **overrides})
-    detector = resources["detector"]
-
+    storage = _storage_for(resources["storage"], out, local_input)
     input_bucket = "local" if storage.local_input_dir else settings.bucket
     video_id = video_id_for(input_bucket, key, storage.video_prefix)
     outcome = process_partition(
         video_id,
         key,
-        resources={"storage": storage, "detector": detector},
-        instance=instance or _instance(),
+        resources={"storage": storage, "detector": resources["detector"]},
+        instance=instance or current_instance(keep_history=False),
     )
     if not outcome.success:
         raise CliError(outcome.message)
-    manifest_key = f"{storage.output_prefix}{output_stem(key, storage.video_prefix)}/manifest.json"
     # Read back outside the run: resource methods need Dagster to resolve their EnvVars.
     outputs = LocalObjectStore(out.resolve()) if out is not None else bucket_store(settings)
-    return json.loads(outputs.get_bytes(manifest_key))
+    return json.loads(
+        outputs.get_bytes(manifest_key(storage.output_prefix, key, storage.video_prefix))
+    )
 
 
-def format_people(manifest: dict[str, Any]) -> str:
-    """A plain-text table of the people in a manifest."""
-    source = manifest["source"]
-    lines = [
-        f"{source['key']}: {manifest['people_found']} "
-        f"{'person' if manifest['people_found'] == 1 else 'people'} "
-        f"({manifest['video']['duration_s']:.1f} s video, "
-        f"{manifest['metrics']['wall_s']:.1f} s to process)"
-    ]
-    if manifest["results"]:
-        lines.append(f"  {'person':>6}  {'time (s)':>8}  {'score':>5}  {'screen (s)':>10}  frame")
-    for r in manifest["results"]:
-        where = r.get("path") or f"s3://{source['bucket']}/{r['s3_key']}"
-        lines.append(
-            f"  {r['person_id']:>6}  {r['timestamp']:>8.1f}  {r['score']:>5.1f}  "
-            f"{r['screen_time']:>10.1f}  {where}"
-        )
-    return "\n".join(lines)
+def _settings_for(source: str, sample_fps: float | None) -> Any:
+    """The environment's settings, with the bucket an ``s3://`` source names and the
+    ``--sample-fps`` override."""
+    from talent_assets.infra.settings import Settings
+
+    settings = Settings.from_env()
+    if source.startswith("s3://"):
+        # The address names the bucket to use for this run (inputs and outputs).
+        settings = settings.replace(bucket=_parse_s3(source)[0])
+    if sample_fps is not None:
+        if sample_fps <= 0:
+            raise CliError("--sample-fps must be positive")
+        settings = settings.replace(sample_fps=sample_fps)
+    return settings
+
+
+def _source_key(source: str, settings: Any, *, uploads: bool) -> tuple[str, Path | None]:
+    """(object key, local file or None). Without ``--out`` a local file is first uploaded to
+    the bucket's video prefix, like any other video."""
+    from talent_assets.infra.s3 import bucket_store
+
+    if source.startswith("s3://"):
+        return _parse_s3(source)[1], None
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise CliError(f"no such file: {source}")
+    local_input = path.resolve()
+    if not uploads:
+        return local_input.name, local_input
+    key = f"{settings.video_prefix}{local_input.name}"
+    bucket_store(settings).put_bytes(key, local_input.read_bytes(), "video/mp4")
+    return key, None
+
+
+def _storage_for(storage: Any, out: Path | None, local_input: Path | None) -> Any:
+    """The storage resource, redirected to local folders for ``--out`` / a local input."""
+    from talent_assets.defs.resources import TalentStorage
+
+    overrides: dict[str, Any] = {}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        overrides["local_output_dir"] = str(out.resolve())
+    if local_input is not None:
+        overrides.update(local_input_dir=str(local_input.parent), video_prefix="")
+    if not overrides:
+        return storage
+    # Resources are immutable config; build a new one rather than copying a model.
+    fields = {name: getattr(storage, name) for name in TalentStorage.model_fields}
+    return TalentStorage(**{**fields, **overrides})
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
+    from talent_assets.core.manifest import format_people
     from talent_assets.devstack.stack import use_running_stack
 
     if args.source.startswith("s3://") or args.out is None:
@@ -180,10 +174,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_upload(args: argparse.Namespace) -> int:
-    import boto3
-    from botocore.config import Config as BotoConfig
-
     from talent_assets.devstack.stack import StackError, StackInfo, load_credentials
+    from talent_assets.infra.s3 import s3_client
     from talent_assets.infra.storage import S3ObjectStore
 
     try:
@@ -191,13 +183,8 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     except StackError as err:
         raise CliError(str(err)) from None
     access, secret = load_credentials(args.root)
-    client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=info.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id=access,
-        aws_secret_access_key=secret,
-        config=BotoConfig(signature_version="s3v4"),
+    client = s3_client(
+        endpoint_url=info.endpoint_url, region="us-east-1", access_key=access, secret_key=secret
     )
     store = S3ObjectStore(client, info.bucket)
     for name in args.files:
@@ -293,9 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Dagster wants a writable home for its instance; keep a one-off run's scratch out of $PWD.
     os.environ.setdefault("TALENT_CACHE_DIR", os.path.join(tempfile.gettempdir(), "talent-cache"))
+    from talent_assets.infra.settings import SettingsError
+
     try:
         return args.func(args)
-    except CliError as err:
+    except (CliError, SettingsError) as err:
         print(f"talent: error: {err}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

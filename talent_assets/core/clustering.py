@@ -63,7 +63,7 @@ class FaceArrays:
 # The pipeline's rule for talent (identity_clusters' default, and the Modal one-off summary's):
 # a cluster on screen for less than this in total is not a person. The unit default below is
 # 0 so that the clustering itself can be tested on a few faces.
-TALENT_MIN_SCREEN_TIME_S = 2.0
+MIN_SCREEN_TIME_S = 2.0
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ detector dispatch). Built from :class:`~talent_assets.infra.settings.Settings` b
 :func:`build_resources`; credentials stay ``EnvVar`` references.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Dagster reads ResourceDependency[...] from
+# the live annotations.
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from talent_assets.infra.detection import (
 from talent_assets.infra.s3 import s3_client
 from talent_assets.infra.settings import DEFAULT_GPU_PRICES_PER_HOUR, Settings
 from talent_assets.infra.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+from talent_assets.infra.video_cache import VideoCache
 from talent_assets.infra.warehouse import Warehouse, open_warehouse
 
 
@@ -44,6 +45,7 @@ class TalentStorage(ConfigurableResource):
     warehouse: str = ""
     local_input_dir: str | None = None
     local_output_dir: str | None = None
+    cache_dir: str | None = None  # local copies of videos; None: the system temp dir
 
     # One client per resource instance: the assets ask for stores a dozen times per run,
     # and building a boto3 session and client each time costs tens of milliseconds.
@@ -73,6 +75,10 @@ class TalentStorage(ConfigurableResource):
         if self.local_output_dir:
             return LocalObjectStore(Path(self.local_output_dir))
         return self._s3_store()
+
+    def video_cache(self) -> VideoCache:
+        """Local copies of source videos while a partition is processed."""
+        return VideoCache(Path(self.cache_dir) if self.cache_dir else None)
 
     def tables(self) -> Warehouse:
         """The Parquet warehouse. ``s3://`` roots must be in the configured bucket."""
@@ -144,6 +150,7 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             video_prefix=settings.video_prefix,
             output_prefix=settings.output_prefix,
             warehouse=settings.warehouse,
+            cache_dir=settings.cache_dir,
         ),
         "detector": FaceDetector(
             kind=settings.detector,  # type: ignore[arg-type]

@@ -29,10 +29,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import boto3
 from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from modal_gpu.s3 import s3_client
 
 __all__ = ["LocalS3Error", "LocalS3Server", "weed_binary_path"]
 
@@ -273,14 +273,12 @@ class LocalS3Server:
         """
         # Path-style because virtual-host style would need <bucket>.127.0.0.1 to resolve;
         # SigV4 because presigned URLs from the legacy signer are not accepted.
-        cfg = Config(signature_version="s3v4", s3={"addressing_style": "path"}, **config)
-        return boto3.client(
-            "s3",
+        return s3_client(
             endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name=REGION,
-            config=cfg,
+            region=REGION,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            **{"s3": {"addressing_style": "path"}, **config},
         )
 
     def ensure_bucket(self, name: str) -> None:

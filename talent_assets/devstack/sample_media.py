@@ -41,8 +41,9 @@ PYFEAT_MEDIA: dict[str, str] = {
 def media_cache_dir() -> Path:
     """Folder for downloaded/unpacked media: ``$TALENT_MEDIA_CACHE`` or
     ``~/.cache/talent-test-media``. Created on demand."""
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "talent-test-media"
-    path = Path(root).expanduser()
+    from talent_assets.infra.settings import Settings
+
+    path = Settings.from_env().media_cache_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from talent_assets.defs.tags import PIPELINE_TAG_KEY, SOURCE_KEY_TAG
 from talent_assets.devstack.local_s3 import LocalS3Server
+from talent_assets.infra.settings import Settings
 
 DEFAULT_ROOT = Path(".talent")
 STACK_FILE = "stack.json"
@@ -100,7 +102,7 @@ run_coordinator:
   config:
     max_concurrent_runs: {max(1, max_concurrent_videos) * 2}
     tag_concurrency_limits:
-      - key: talent/pipeline
+      - key: {PIPELINE_TAG_KEY}
         value: process_video
         limit: {max(1, max_concurrent_videos)}
 run_retries:
@@ -125,13 +127,12 @@ class LocalStack:
         max_concurrent_videos: int | None = None,
         credentials: tuple[str, str] | None = None,
     ) -> None:
+        self.settings = Settings.from_env()
         self.root = Path(root).resolve()
-        self.bucket = bucket or os.environ.get("TALENT_BUCKET", "talent")
+        self.bucket = bucket or self.settings.bucket
         self.ui_port = ui_port
         self.sensor_interval_s = sensor_interval_s
-        self.max_concurrent_videos = max_concurrent_videos or int(
-            os.environ.get("TALENT_MAX_CONCURRENT_VIDEOS", "1")
-        )
+        self.max_concurrent_videos = max_concurrent_videos or self.settings.max_concurrent_videos
         self.credentials = credentials
         self.s3: LocalS3Server | None = None
         self.dagster: subprocess.Popen[bytes] | None = None
@@ -145,11 +146,11 @@ class LocalStack:
         """The environment the pipeline runs with inside this stack."""
         if self.s3 is None:
             raise StackError("the stack is not started")
-        video_prefix = os.environ.get("TALENT_VIDEO_PREFIX", "videos/")
+        video_prefix = self.settings.video_prefix
         return {
             "AWS_ACCESS_KEY_ID": self.s3.access_key,
             "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
-            "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+            "AWS_REGION": self.settings.region,
             "TALENT_S3_ENDPOINT_URL": self.s3.endpoint_url,
             "TALENT_BUCKET": self.bucket,
             "TALENT_VIDEO_PREFIX": video_prefix,
@@ -264,8 +265,6 @@ def wait_for_runs(dagster_home: Path, keys: list[str], timeout_s: float = 600.0)
     """
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-    from talent_assets.defs.tags import SOURCE_KEY_TAG
-
     finished = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
     deadline = time.monotonic() + timeout_s
     with DagsterInstance.from_config(str(dagster_home)) as instance:
@@ -293,7 +292,7 @@ def use_running_stack(root: Path = DEFAULT_ROOT) -> StackInfo | None:
     wins. Sets the endpoint, bucket, prefix, Dagster home (runs then show in the stack's
     UI) and, unless already set, the stack's credentials.
     """
-    if os.environ.get("TALENT_S3_ENDPOINT_URL"):
+    if Settings.from_env().endpoint_url:
         return None
     try:
         info = StackInfo.load(root)

@@ -19,6 +19,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Modal list prices in USD per GPU-hour (modal.com/pricing, 2026); override with
 # TALENT_MODAL_GPU_PRICES='{"T4": 0.59, ...}'. Used for the cost estimate in metadata only.
@@ -65,6 +66,7 @@ class Settings:
     chunk_s: float = 0.0  # 0 = automatic
     static_block_s: float = DEFAULT_STATIC_BLOCK_S
     cache_dir: str | None = None  # None: a folder in the system temp dir
+    media_cache: str | None = None  # sample and test media; None: ~/.cache/talent-test-media
     sensor_running: bool = False  # TALENT_SENSOR_DEFAULT_STATUS=running
     sensor_interval_s: int = 30
     sensor_max_per_tick: int = 100
@@ -94,6 +96,7 @@ class Settings:
             chunk_s=_number(env, "TALENT_CHUNK_S", 0.0),
             static_block_s=_number(env, "TALENT_STATIC_BLOCK_S", DEFAULT_STATIC_BLOCK_S),
             cache_dir=env.get("TALENT_CACHE_DIR") or None,
+            media_cache=env.get("TALENT_MEDIA_CACHE") or None,
             sensor_running=_choice(
                 env, "TALENT_SENSOR_DEFAULT_STATUS", "stopped", ("running", "stopped")
             )
@@ -102,6 +105,10 @@ class Settings:
             sensor_max_per_tick=_integer(env, "TALENT_SENSOR_MAX_PER_TICK", 100, minimum=1),
             max_concurrent_videos=_integer(env, "TALENT_MAX_CONCURRENT_VIDEOS", 1, minimum=1),
         )
+
+    def media_cache_path(self) -> Path:
+        """Where sample and test media are cached (``TALENT_MEDIA_CACHE``)."""
+        return Path(self.media_cache or "~/.cache/talent-test-media").expanduser()
 
     def replace(self, **changes: object) -> Settings:
         """A copy with ``changes`` (e.g. the bucket named by ``talent process s3://b/k``)."""

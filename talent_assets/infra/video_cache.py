@@ -15,39 +15,39 @@ from pathlib import Path, PurePosixPath
 from talent_assets.infra.storage import ObjectStore
 
 
-def cache_dir() -> Path:
-    """``$TALENT_CACHE_DIR`` or a folder in the system temp dir."""
-    root = os.environ.get("TALENT_CACHE_DIR") or os.path.join(
-        tempfile.gettempdir(), "talent-video-cache"
-    )
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def default_cache_dir() -> Path:
+    """A folder in the system temp dir (``TALENT_CACHE_DIR`` unset)."""
+    return Path(tempfile.gettempdir()) / "talent-video-cache"
 
 
-def cached_video_path(store: ObjectStore, key: str, etag: str) -> Path:
-    """The cache file for one version of one object (named by a hash, never by the key)."""
-    digest = hashlib.sha256(f"{store.location(key)}\n{etag}".encode()).hexdigest()[:32]
-    suffix = PurePosixPath(key).suffix.lower()[:8]
-    return cache_dir() / f"{digest}{suffix}"
+class VideoCache:
+    """Cached downloads under ``root`` (``TALENT_CACHE_DIR``), one file per object version."""
 
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root else default_cache_dir()
 
-def fetch_video(store: ObjectStore, key: str, etag: str) -> Path:
-    """Download ``key`` unless this version is already cached; returns the local path."""
-    path = cached_video_path(store, key, etag)
-    if path.is_file():
+    def path(self, store: ObjectStore, key: str, etag: str) -> Path:
+        """The cache file for one version of one object (named by a hash, never by the key)."""
+        digest = hashlib.sha256(f"{store.location(key)}\n{etag}".encode()).hexdigest()[:32]
+        suffix = PurePosixPath(key).suffix.lower()[:8]
+        return self.root / f"{digest}{suffix}"
+
+    def fetch(self, store: ObjectStore, key: str, etag: str) -> Path:
+        """Download ``key`` unless this version is already cached; returns the local path."""
+        path = self.path(store, key, etag)
+        if path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-", suffix=path.suffix)
+        os.close(fd)
+        try:
+            store.download(key, Path(tmp))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        store.download(key, Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
-
-def evict_video(store: ObjectStore, key: str, etag: str) -> None:
-    """Delete the cached copy, if any."""
-    cached_video_path(store, key, etag).unlink(missing_ok=True)
+    def evict(self, store: ObjectStore, key: str, etag: str) -> None:
+        """Delete the cached copy, if any."""
+        self.path(store, key, etag).unlink(missing_ok=True)

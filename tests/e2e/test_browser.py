@@ -23,8 +23,8 @@ from dagster import DagsterRunStatus
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from talent_assets.core.video_id import video_id_for
-from talent_assets.defs.resources import bucket_store
 from talent_assets.devstack.stack import wait_for_runs
+from talent_assets.infra.s3 import bucket_store
 from talent_assets.infra.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]

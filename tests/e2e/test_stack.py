@@ -13,9 +13,9 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from talent_assets.core.video_id import video_id_for
-from talent_assets.defs.resources import bucket_store
 from talent_assets.defs.tags import SOURCE_KEY_TAG
 from talent_assets.devstack.stack import StackInfo, wait_for_runs
+from talent_assets.infra.s3 import bucket_store
 from talent_assets.infra.settings import Settings
 from tests.support import media
 

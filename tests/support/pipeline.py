@@ -11,7 +11,8 @@ from dagster import DagsterInstance
 from talent_assets.apps.runner import RunOutcome, process_partition
 from talent_assets.core.objects import ObjectNotFoundError
 from talent_assets.core.video_id import output_stem, video_id_for
-from talent_assets.defs.resources import bucket_store, build_resources
+from talent_assets.defs.resources import build_resources
+from talent_assets.infra.s3 import bucket_store
 from talent_assets.infra.settings import Settings
 from talent_assets.infra.storage import S3ObjectStore
 from talent_assets.infra.warehouse import Warehouse

@@ -23,7 +23,6 @@ from talent_assets.defs.assets.raw_video import raw_video, recorded_video
 from talent_assets.defs.failures import input_failure
 from talent_assets.defs.partitions import videos_partitions
 from talent_assets.defs.resources import FaceDetector, TalentStorage, VideoSource
-from talent_assets.infra.video_cache import fetch_video
 
 
 @asset(
@@ -56,7 +55,7 @@ def face_detections(
         key=video["key"],
         duration_s=float(video["duration_s"]),
         # Only the CPU path needs a local copy; Modal workers read S3 themselves.
-        local_path=lambda: fetch_video(store, video["key"], video["etag"]),
+        local_path=lambda: storage.video_cache().fetch(store, video["key"], video["etag"]),
     )
     try:
         table, stats = detector.detect(video_id, source)

@@ -16,7 +16,7 @@ from dagster import (
 
 from talent_assets.core.checks import check_every_face_assigned, check_one_person_per_frame
 from talent_assets.core.clustering import (
-    TALENT_MIN_SCREEN_TIME_S,
+    MIN_SCREEN_TIME_S,
     ClusteringParams,
     FaceArrays,
     cluster_identities,
@@ -35,7 +35,7 @@ class IdentityClusteringConfig(Config):
     threshold: float | None = None  # None: the threshold calibrated for the model pack
     min_faces: int = ClusteringParams.min_faces
     min_best_quality: float = ClusteringParams.min_best_quality
-    min_screen_time_s: float = TALENT_MIN_SCREEN_TIME_S
+    min_screen_time_s: float = MIN_SCREEN_TIME_S
     track_iou: float = ClusteringParams.track_iou
     track_similarity: float = ClusteringParams.track_similarity
 

@@ -21,7 +21,6 @@ from talent_assets.defs.failures import input_failure
 from talent_assets.defs.partitions import videos_partitions
 from talent_assets.defs.resources import TalentStorage
 from talent_assets.defs.tags import SOURCE_KEY_TAG
-from talent_assets.infra.video_cache import evict_video, fetch_video
 
 
 def resolve_source_key(
@@ -80,13 +79,13 @@ def raw_video(context: AssetExecutionContext, storage: TalentStorage) -> Materia
     if not is_video_key(key):
         raise input_failure(f"not a video file name: {key!r}", "invalid_video")
     download_started = time.perf_counter()
-    path = fetch_video(store, key, head.etag)
+    path = storage.video_cache().fetch(store, key, head.etag)
     download_s = time.perf_counter() - download_started
     probe_started = time.perf_counter()
     try:
         info = probe_video(path)
     except VideoError as err:
-        evict_video(store, key, head.etag)
+        storage.video_cache().evict(store, key, head.etag)
         raise input_failure(f"{key}: {err}", "invalid_video") from None
     probe_s = time.perf_counter() - probe_started
 
