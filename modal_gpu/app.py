@@ -255,7 +255,7 @@ def summarize_detections(
         cluster_identities,
         threshold_for_pack,
     )
-    from talent_assets.core.manifest import build_manifest, person_entry
+    from talent_assets.core.manifest import build_manifest
     from talent_assets.core.selection import SelectionParams, select_best_frames
 
     table, _ = join_replies(replies)
@@ -269,22 +269,7 @@ def summarize_detections(
         ),
     )
     people = select_best_frames(faces, clustering.person_id, SelectionParams(sample_fps=sample_fps))
-    results = [
-        {
-            **person_entry(
-                person_id=p.person_id,
-                frame_index=int(faces.frame_index[p.face]),
-                timestamp_s=float(faces.timestamp_s[p.face]),
-                score=p.score,
-                bbox=faces.boxes[p.face],
-                first_seen_s=p.first_seen_s,
-                last_seen_s=p.last_seen_s,
-                screen_time_s=p.screen_time_s,
-            ),
-            "faces": p.faces,
-        }
-        for p in people
-    ]
+    results = [_summary_entry(faces, p) for p in people]
     # people_found = len(results): one selection per person id, as in the pipeline.
     return build_manifest(
         video_id=video_id,
@@ -294,6 +279,25 @@ def summarize_detections(
         video={k: video.get(k) for k in ("duration_s", "fps", "width", "height")},
         metrics=_chunk_metrics(replies, table.num_rows, model_pack, wall_s),
     )
+
+
+def _summary_entry(faces: Any, person: Any) -> dict:
+    """One person of the one-off answer: the manifest entry, its frame index and face count."""
+    from talent_assets.core.manifest import person_entry
+
+    return {
+        **person_entry(
+            person_id=person.person_id,
+            frame_index=int(faces.frame_index[person.face]),
+            timestamp_s=float(faces.timestamp_s[person.face]),
+            score=person.score,
+            bbox=faces.boxes[person.face],
+            first_seen_s=person.first_seen_s,
+            last_seen_s=person.last_seen_s,
+            screen_time_s=person.screen_time_s,
+        ),
+        "faces": person.faces,
+    }
 
 
 def _chunk_metrics(replies: list[dict], faces: int, model_pack: str, wall_s: float) -> dict:

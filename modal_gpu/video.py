@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -98,47 +99,31 @@ def probe_video(path: Path) -> VideoInfo:
         start_pts = stream.start_time or 0
         # MP4/MOV load their whole sample index at open; other containers report none.
         indexed = len(stream.index_entries or ())
-        frames = 0
-        last_end_pts: int | None = None
-        first: av.VideoFrame | None = None
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    if first is None:
-                        first = next(iter(packet.decode()), None)  # flush the decoder
-                    continue
-                frames += 1
-                if packet.pts is not None:
-                    end = packet.pts + (packet.duration or 0)
-                    last_end_pts = end if last_end_pts is None else max(last_end_pts, end)
-                if first is None:
-                    first = next(iter(packet.decode()), None)
-        except av.error.FFmpegError as err:
-            raise VideoError(f"corrupt or truncated video: {_ffmpeg_reason(err)}") from None
+        scan = _demux_all(container, stream)
     finally:
         container.close()
-    if frames == 0:
+    if scan.frames == 0:
         raise VideoError("not a video: the video stream has no frames")
-    if first is None:
+    if scan.first is None:
         raise VideoError("corrupt video: no frame could be decoded")
     # A file cut short after a front-loaded index (``faststart``) demuxes without error: FFmpeg
     # just stops at end of file. The index still lists the frames that are missing.
-    if indexed and frames < indexed:
+    if indexed and scan.frames < indexed:
         raise VideoError(
-            f"truncated video: only {frames} of the {indexed} frames it lists are in the file"
+            f"truncated video: only {scan.frames} of the {indexed} frames it lists are in the file"
         )
 
-    width, height = first.width, first.height
-    rotation = _clockwise_rotation(first.rotation)
+    width, height = scan.first.width, scan.first.height
+    rotation = _clockwise_rotation(scan.first.rotation)
     if rotation in (90, 270):
         width, height = height, width
     duration_s = 0.0
-    if last_end_pts is not None and time_base:
-        duration_s = max(0.0, (last_end_pts - start_pts) * time_base)
+    if scan.last_end_pts is not None and time_base:
+        duration_s = max(0.0, (scan.last_end_pts - start_pts) * time_base)
     if duration_s <= 0.0 and fps:
-        duration_s = frames / fps
+        duration_s = scan.frames / fps
     if not fps and duration_s:
-        fps = frames / duration_s
+        fps = scan.frames / duration_s
     return VideoInfo(
         duration_s=round(duration_s, 6),
         fps=round(fps, 6),
@@ -146,8 +131,39 @@ def probe_video(path: Path) -> VideoInfo:
         height=height,
         codec=codec,
         rotation=rotation,
-        frames=frames,
+        frames=scan.frames,
     )
+
+
+@dataclass
+class _DemuxScan:
+    """What one pass over every packet of the video stream found."""
+
+    frames: int = 0
+    last_end_pts: int | None = None
+    first: av.VideoFrame | None = None
+
+
+def _demux_all(container: av.container.InputContainer, stream: Any) -> _DemuxScan:
+    """Count the packets, find the stream's end and decode the first frame; corrupt data
+    raises :class:`VideoError`."""
+    scan = _DemuxScan()
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                if scan.first is None:
+                    scan.first = next(iter(packet.decode()), None)  # flush the decoder
+                continue
+            scan.frames += 1
+            if packet.pts is not None:
+                end = packet.pts + (packet.duration or 0)
+                last = scan.last_end_pts
+                scan.last_end_pts = end if last is None else max(last, end)
+            if scan.first is None:
+                scan.first = next(iter(packet.decode()), None)
+    except av.error.FFmpegError as err:
+        raise VideoError(f"corrupt or truncated video: {_ffmpeg_reason(err)}") from None
+    return scan
 
 
 def _timeline(stream: av.video.stream.VideoStream) -> tuple[float, float, int]:

@@ -170,6 +170,12 @@ def constrained_average_linkage(
     dist = 1.0 - np.clip(vectors @ vectors.T, -1.0, 1.0)
     dist[cannot_link] = np.inf
     np.fill_diagonal(dist, np.inf)
+    return _cut(_nearest_neighbour_chain(dist), n, threshold)
+
+
+def _nearest_neighbour_chain(dist: np.ndarray) -> list[tuple[float, int, int]]:
+    """The (height, a, b) merges of average linkage over ``dist`` (modified in place)."""
+    n = len(dist)
     size = np.ones(n)
     active = np.ones(n, dtype=bool)
     merges: list[tuple[float, int, int]] = []
@@ -194,20 +200,29 @@ def constrained_average_linkage(
             chain.pop()
             chain.pop()
             merges.append((float(dist[a, b]), a, b))
-            # Lance–Williams update for average linkage; inf stays inf.
-            new = (size[a] * dist[a] + size[b] * dist[b]) / (size[a] + size[b])
-            new[~np.isfinite(dist[a]) | ~np.isfinite(dist[b])] = np.inf
-            dist[a] = new
-            dist[:, a] = new
-            dist[a, a] = np.inf
-            size[a] += size[b]
-            active[b] = False
-            dist[b] = np.inf
-            dist[:, b] = np.inf
+            _merge_into(dist, size, active, a, b)
             remaining -= 1
         else:
             chain.append(b)
-    # Cut: apply merges under the threshold with union-find (order by height).
+    return merges
+
+
+def _merge_into(dist: np.ndarray, size: np.ndarray, active: np.ndarray, a: int, b: int) -> None:
+    """Merge cluster b into a: the Lance–Williams update for average linkage; inf stays inf."""
+    new = (size[a] * dist[a] + size[b] * dist[b]) / (size[a] + size[b])
+    new[~np.isfinite(dist[a]) | ~np.isfinite(dist[b])] = np.inf
+    dist[a] = new
+    dist[:, a] = new
+    dist[a, a] = np.inf
+    size[a] += size[b]
+    active[b] = False
+    dist[b] = np.inf
+    dist[:, b] = np.inf
+
+
+def _cut(merges: list[tuple[float, int, int]], n: int, threshold: float) -> np.ndarray:
+    """Labels after applying the merges at or under ``threshold`` (union-find, by height),
+    numbered 0..k-1 in order of first row."""
     root = np.arange(n)
 
     def find(i: int) -> int:
