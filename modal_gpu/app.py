@@ -283,21 +283,10 @@ def summarize_detections(
 
 def _summary_entry(faces: Any, person: Any) -> dict:
     """One person of the one-off answer: the manifest entry, its frame index and face count."""
-    from talent_assets.core.manifest import person_entry
+    from talent_assets.core.talent_frames import selection_entry
 
-    return {
-        **person_entry(
-            person_id=person.person_id,
-            frame_index=int(faces.frame_index[person.face]),
-            timestamp_s=float(faces.timestamp_s[person.face]),
-            score=person.score,
-            bbox=faces.boxes[person.face],
-            first_seen_s=person.first_seen_s,
-            last_seen_s=person.last_seen_s,
-            screen_time_s=person.screen_time_s,
-        ),
-        "faces": person.faces,
-    }
+    entry = selection_entry(person, faces, frame_index=int(faces.frame_index[person.face]))
+    return {**entry, "faces": person.faces}
 
 
 def _chunk_metrics(replies: list[dict], faces: int, model_pack: str, wall_s: float) -> dict:

@@ -81,11 +81,20 @@ def build_talent_frames(
 def _result(
     person: PersonSelection, faces: FaceArrays, frame_key: str, face_key: str, links: OutputLinks
 ) -> dict[str, Any]:
-    result = person_entry(
+    result = selection_entry(
+        person, faces, s3_key=frame_key, s3_url=links.url(frame_key), face_s3_key=face_key
+    )
+    if links.local_path is not None:
+        result["path"] = links.local_path(frame_key)
+        result["face_path"] = links.local_path(face_key)
+    return result
+
+
+def selection_entry(person: PersonSelection, faces: FaceArrays, **extra: Any) -> dict[str, Any]:
+    """The manifest entry of a chosen person (``extra`` keys follow ``person_id``)."""
+    return person_entry(
         person_id=person.person_id,
-        s3_key=frame_key,
-        s3_url=links.url(frame_key),
-        face_s3_key=face_key,
+        **extra,
         timestamp_s=float(faces.timestamp_s[person.face]),
         score=person.score,
         bbox=faces.boxes[person.face],
@@ -93,10 +102,6 @@ def _result(
         last_seen_s=person.last_seen_s,
         screen_time_s=person.screen_time_s,
     )
-    if links.local_path is not None:
-        result["path"] = links.local_path(frame_key)
-        result["face_path"] = links.local_path(face_key)
-    return result
 
 
 def _row(
