@@ -28,10 +28,10 @@ test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 eval: setup
-	$(VENV)/bin/python benchmarks/evaluate.py
+	$(VENV)/bin/python -m benchmarks.evaluate
 
 bench: setup
-	$(VENV)/bin/python benchmarks/bench.py
+	$(VENV)/bin/python -m benchmarks.bench
 
 lint: setup
 	$(VENV)/bin/ruff check .

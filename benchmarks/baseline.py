@@ -29,7 +29,8 @@ Why: ``benchmarks/bench.py`` and ``benchmarks/evaluate.py`` compare the pipeline
 side by side, on the same videos and models; it runs as its own process so that its process
 start (imports, model load) counts like the pipeline's.
 
-How: ``python benchmarks/baseline.py VIDEO [--json] [--out DIR] [--sample-fps 2]``.
+How: ``python -m benchmarks.baseline VIDEO [--json] [--out DIR] [--sample-fps 2]``, from the
+repository root.
 """
 
 from __future__ import annotations
@@ -39,15 +40,13 @@ import time
 _T0 = time.perf_counter()
 
 import argparse  # noqa: E402
+import importlib  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 DET_SIZE = 640
 MIN_DET_SCORE = 0.6
@@ -78,22 +77,42 @@ def selection_score(det: float, yaw: float, box: Any, frame_w: int, frame_h: int
     return W_DET * det + W_POSE * pose + W_AREA * area
 
 
-def run(video: Path, sample_fps: float = 2.0, out: Path | None = None) -> dict[str, Any]:
-    """Process one video the original endpoint's way; returns the JSON-able result."""
-    started_at_import = time.perf_counter() - _T0
-    t = time.perf_counter()
-    import cv2
-    import numpy as np
+#: What ``run`` imports, timed as its ``imports_s`` (with the interpreter start before it).
+_LIBRARIES = (
+    "cv2",
+    "numpy",
+    "insightface.app",
+    "sklearn.cluster",
+    "modal_gpu.model_packs",
+    "modal_gpu.quality",
+)
+
+
+@dataclass
+class _Sampled:
+    """The kept faces of every sample, their embeddings, and the sampling loop's times."""
+
+    faces: list[dict[str, Any]] = field(default_factory=list)
+    embeddings: list[Any] = field(default_factory=list)
+    frames_analyzed: int = 0
+    width: int = 0
+    height: int = 0
+    seek_s: float = 0.0
+    detect_s: float = 0.0
+
+
+def _import_libraries() -> None:
+    for name in _LIBRARIES:
+        importlib.import_module(name)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def _load_app() -> Any:
+    """InsightFace ``FaceAnalysis`` (detection + recognition) on the bundled pack, CPU."""
     from insightface.app import FaceAnalysis
-    from sklearn.cluster import DBSCAN
 
     from modal_gpu.model_packs import ensure_model_pack
-    from modal_gpu.quality import estimate_pose
 
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    stages: dict[str, float] = {"imports_s": started_at_import + time.perf_counter() - t}
-
-    t = time.perf_counter()
     folder = ensure_model_pack("bundled")
     app = FaceAnalysis(
         name=str(folder),
@@ -101,7 +120,12 @@ def run(video: Path, sample_fps: float = 2.0, out: Path | None = None) -> dict[s
         providers=["CPUExecutionProvider"],
     )
     app.prepare(ctx_id=-1, det_size=(DET_SIZE, DET_SIZE))
-    stages["model_load_s"] = time.perf_counter() - t
+    return app
+
+
+def _open_video(video: Path) -> tuple[Any, float, float]:
+    """(OpenCV capture, fps, duration in seconds from the frame count)."""
+    import cv2
 
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
@@ -109,12 +133,35 @@ def run(video: Path, sample_fps: float = 2.0, out: Path | None = None) -> dict[s
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     duration = n_frames / fps if fps else 0.0
+    return cap, fps, duration
 
-    seek_s = detect_s = 0.0
-    frames_analyzed = 0
-    width = height = 0
-    faces: list[dict[str, Any]] = []
-    embeddings: list[np.ndarray] = []
+
+def _face_record(
+    face: Any, yaw: float, index: int, fps: float, shown_t: float, width: int, height: int
+) -> dict[str, Any]:
+    """One kept detection as the JSON reports it (its cluster label is added later)."""
+    return {
+        "t": round(index / fps, 6),
+        "pts_t": round(shown_t, 6),
+        "frame_index": index,
+        "bbox": [round(float(v), 2) for v in face.bbox],
+        "det_score": round(float(face.det_score), 4),
+        "yaw": float(yaw),
+        "score": round(
+            float(selection_score(float(face.det_score), yaw, face.bbox, width, height)),
+            3,
+        ),
+    }
+
+
+def _sample_faces(app: Any, cap: Any, fps: float, duration: float, sample_fps: float) -> _Sampled:
+    """Seek to every sample, detect and embed its faces, keep those with det >= 0.6."""
+    import cv2
+    import numpy as np
+
+    from modal_gpu.quality import estimate_pose
+
+    sampled = _Sampled()
     k = 0
     while k / sample_fps < duration - 1e-9:
         index = int(round(k / sample_fps * fps))
@@ -122,42 +169,33 @@ def run(video: Path, sample_fps: float = 2.0, out: Path | None = None) -> dict[s
         t = time.perf_counter()
         cap.set(cv2.CAP_PROP_POS_FRAMES, index)
         ok, frame = cap.read()
-        seek_s += time.perf_counter() - t
+        sampled.seek_s += time.perf_counter() - t
         if not ok or frame is None:
             continue
         # The decoded frame's own time. The endpoint reported index / fps, which is wrong on
         # variable-frame-rate clips (OpenCV seeks by frame count); evaluation uses this one.
         shown_t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        frames_analyzed += 1
-        height, width = frame.shape[:2]
+        sampled.frames_analyzed += 1
+        sampled.height, sampled.width = frame.shape[:2]
         t = time.perf_counter()
         found = app.get(frame)
-        detect_s += time.perf_counter() - t
+        sampled.detect_s += time.perf_counter() - t
         for face in found:
             if float(face.det_score) < MIN_DET_SCORE:
                 continue
             yaw = estimate_pose(face.kps)[0]
-            faces.append(
-                {
-                    "t": round(index / fps, 6),
-                    "pts_t": round(shown_t, 6),
-                    "frame_index": index,
-                    "bbox": [round(float(v), 2) for v in face.bbox],
-                    "det_score": round(float(face.det_score), 4),
-                    "yaw": float(yaw),
-                    "score": round(
-                        float(
-                            selection_score(float(face.det_score), yaw, face.bbox, width, height)
-                        ),
-                        3,
-                    ),
-                }
+            sampled.faces.append(
+                _face_record(face, yaw, index, fps, shown_t, sampled.width, sampled.height)
             )
-            embeddings.append(np.asarray(face.normed_embedding, dtype=np.float32))
-    stages["seek_decode_s"] = seek_s
-    stages["detect_embed_s"] = detect_s
+            sampled.embeddings.append(np.asarray(face.normed_embedding, dtype=np.float32))
+    return sampled
 
-    t = time.perf_counter()
+
+def _cluster(faces: list[dict[str, Any]], embeddings: list[Any]) -> Any:
+    """DBSCAN labels of the embeddings (-1 = noise), also stored as each face's ``person``."""
+    import numpy as np
+    from sklearn.cluster import DBSCAN
+
     if embeddings:
         labels = (
             DBSCAN(eps=DBSCAN_EPS, min_samples=DBSCAN_MIN_SAMPLES, metric="euclidean")
@@ -168,9 +206,11 @@ def run(video: Path, sample_fps: float = 2.0, out: Path | None = None) -> dict[s
         labels = np.zeros(0, dtype=int)
     for face, label in zip(faces, labels, strict=True):
         face["person"] = int(label)
-    stages["cluster_s"] = time.perf_counter() - t
+    return labels
 
-    t = time.perf_counter()
+
+def _select(faces: list[dict[str, Any]], labels: Any) -> list[dict[str, Any]]:
+    """Each cluster's best face (highest score, then earliest) and its span."""
     results = []
     for label in sorted(int(x) for x in set(labels.tolist()) if x >= 0):
         members = [f for f in faces if f["person"] == label]
@@ -188,36 +228,84 @@ def run(video: Path, sample_fps: float = 2.0, out: Path | None = None) -> dict[s
                 "last_seen": max(f["t"] for f in members),
             }
         )
+    return results
+
+
+def _write_frames(cap: Any, results: list[dict[str, Any]], out: Path | None) -> None:
+    """Re-read each chosen frame (one seek each) and write it as ``out/person_<n>.jpg``."""
+    import cv2
+
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, r["frame_index"])
+        ok, frame = cap.read()
+        if ok:
+            cv2.imwrite(str(out / f"person_{r['person_id']}.jpg"), frame)
+            r["path"] = str(out / f"person_{r['person_id']}.jpg")
+
+
+def _result(
+    sampled: _Sampled,
+    results: list[dict[str, Any]],
+    duration: float,
+    fps: float,
+    stages: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "system": "baseline",
+        "status": "success",
+        "people_found": len(results),
+        "results": results,
+        "detections": sampled.faces,
+        "video": {
+            "duration_s": round(duration, 6),
+            "fps": fps,
+            "width": sampled.width,
+            "height": sampled.height,
+        },
+        "metrics": {
+            "frames_analyzed": sampled.frames_analyzed,
+            "faces_detected": len(sampled.faces),
+            **{k: round(v, 3) for k, v in stages.items()},
+        },
+    }
+
+
+def run(video: Path, sample_fps: float = 2.0, out: Path | None = None) -> dict[str, Any]:
+    """Process one video the original endpoint's way; returns the JSON-able result."""
+    started_at_import = time.perf_counter() - _T0
+    t = time.perf_counter()
+    _import_libraries()
+    stages: dict[str, float] = {"imports_s": started_at_import + time.perf_counter() - t}
+
+    t = time.perf_counter()
+    app = _load_app()
+    stages["model_load_s"] = time.perf_counter() - t
+
+    cap, fps, duration = _open_video(video)
+    sampled = _sample_faces(app, cap, fps, duration, sample_fps)
+    stages["seek_decode_s"] = sampled.seek_s
+    stages["detect_embed_s"] = sampled.detect_s
+
+    t = time.perf_counter()
+    labels = _cluster(sampled.faces, sampled.embeddings)
+    stages["cluster_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    results = _select(sampled.faces, labels)
     stages["select_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        for r in results:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, r["frame_index"])
-            ok, frame = cap.read()
-            if ok:
-                cv2.imwrite(str(out / f"person_{r['person_id']}.jpg"), frame)
-                r["path"] = str(out / f"person_{r['person_id']}.jpg")
+    _write_frames(cap, results, out)
     cap.release()
     stages["write_s"] = time.perf_counter() - t
     stages["wall_s"] = time.perf_counter() - _T0
     age = process_age_s()
     if age is not None:
         stages["process_s"] = age
-    return {
-        "system": "baseline",
-        "status": "success",
-        "people_found": len(results),
-        "results": results,
-        "detections": faces,
-        "video": {"duration_s": round(duration, 6), "fps": fps, "width": width, "height": height},
-        "metrics": {
-            "frames_analyzed": frames_analyzed,
-            "faces_detected": len(faces),
-            **{k: round(v, 3) for k, v in stages.items()},
-        },
-    }
+    return _result(sampled, results, duration, fps, stages)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,8 @@ Prints one JSON line: frames decoded/kept, seconds, imports. Process start is pa
 measurement when ``benchmarks/bench.py`` times this script as a child process, like the
 systems it is compared with.
 
-How: ``python benchmarks/decode_only.py VIDEO [--mode all|sampled] [--sample-fps 2]``.
+How: ``python -m benchmarks.decode_only VIDEO [--mode all|sampled] [--sample-fps 2]``, from
+the repository root.
 """
 
 from __future__ import annotations
@@ -25,10 +26,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def decode_all(path: Path) -> int:

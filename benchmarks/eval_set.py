@@ -44,10 +44,11 @@ for synthetic videos (``media.VideoTruth``, folded from cast variants to identit
 clips have time intervals without boxes and no "clean" rating (they do not count for
 best-frame hits).
 
-How: ``python benchmarks/eval_set.py [--out DIR] [--only NAME ...] [--force]``. Idempotent:
-a video is rebuilt only when missing or when its script changed (``spec_hash``). The default
-folder is ``<media cache>/eval-set`` (``$TALENT_MEDIA_CACHE`` or ``~/.cache/talent-test-media``).
-Building everything takes a few minutes on two cores (mostly the 150-s video).
+How: ``python -m benchmarks.eval_set [--out DIR] [--only NAME ...] [--force]``, from the
+repository root. Idempotent: a video is rebuilt only when missing or when its script changed
+(``spec_hash``). The default folder is ``<media cache>/eval-set`` (``$TALENT_MEDIA_CACHE`` or
+``~/.cache/talent-test-media``). Building everything takes a few minutes on two cores (mostly
+the 150-s video).
 
 The test media builder is the test suite's own (``tests/support/media.py``, imported as a
 package), so evaluation and tests share one definition of "a real face in a scripted video".
@@ -88,7 +89,8 @@ def default_dir() -> Path:
 
 # --------------------------------------------------------------------------------------------
 # Cast variants: the same identity photographed differently (for re-identification), or
-# degraded in ways tests/support/media.py does not offer (a milder blur, a small but detectable face).
+# degraded in ways tests/support/media.py does not offer (a milder blur, a small but
+# detectable face).
 # --------------------------------------------------------------------------------------------
 
 Box = tuple[float, float, float, float]

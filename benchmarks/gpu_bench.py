@@ -2,11 +2,13 @@
 """Throughput of the detection worker's stages on this machine: decode, detect, embed.
 
 Meant for a CUDA machine (the Modal GPU image has everything it needs; so does this project's
-virtual environment plus ``onnxruntime-gpu``), and runs on any CPU with ``--cpu``:
+virtual environment plus ``onnxruntime-gpu``), and runs on any CPU with ``--cpu``. Run it as a
+module from the repository root; that finds ``modal_gpu`` in the checkout even where the
+project is not installed (the current directory is on ``sys.path`` under ``-m``):
 
-    python benchmarks/gpu_bench.py --out bench.json                 # CUDA
-    python benchmarks/gpu_bench.py --cpu --duration 8 --out cpu.json
-    python benchmarks/gpu_bench.py --video my.mp4 --price-per-hour 0.59
+    python -m benchmarks.gpu_bench --out bench.json                 # CUDA
+    python -m benchmarks.gpu_bench --cpu --duration 8 --out cpu.json
+    python -m benchmarks.gpu_bench --video my.mp4 --price-per-hour 0.59
 
 Without ``--video`` it builds a test clip: a camera panning and zooming over the six people of
 InsightFace's bundled ``t1.jpg`` (so there are real faces at changing sizes), H.264, with a
@@ -46,8 +48,11 @@ import numpy as np
 
 try:
     import modal_gpu  # noqa: F401
-except ImportError:  # run from a checkout without the project installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+except ImportError as error:  # e.g. ``python benchmarks/gpu_bench.py`` without the project
+    raise SystemExit(
+        "gpu_bench: cannot import modal_gpu; run `python -m benchmarks.gpu_bench` from the "
+        "repository root (or install the project)"
+    ) from error
 
 from modal_gpu.detection import detect_video_faces
 from modal_gpu.face_engine import FaceEngine
@@ -193,6 +198,48 @@ def aligned_crops(
     return crops
 
 
+def bench_recognition(
+    engine: FaceEngine, crops: list[np.ndarray], batch_sizes: list[int]
+) -> list[dict[str, Any]]:
+    """Recognition alone on the aligned crops, per batch size (faces/s)."""
+    recognition = []
+    for size in batch_sizes:
+        if not crops:
+            break
+        engine._recogniser.get_feat(crops[:size])  # warm-up for this shape
+        started = time.perf_counter()
+        for i in range(0, len(crops), size):
+            engine._recogniser.get_feat(crops[i : i + size])
+        seconds = time.perf_counter() - started
+        recognition.append(
+            {"batch": size, "faces": len(crops), "faces_per_s": round(len(crops) / seconds, 1)}
+        )
+    return recognition
+
+
+def bench_analyse(
+    engine: FaceEngine, frames: list[SampledFrame], batch_sizes: list[int]
+) -> list[dict[str, Any]]:
+    """The engine's ``analyse`` per batch of frames (frames/s, faces/s)."""
+    analyse = []
+    for size in batch_sizes:
+        faces = 0
+        started = time.perf_counter()
+        for i in range(0, len(frames), size):
+            faces += len(engine.analyse(frames[i : i + size]))
+        seconds = time.perf_counter() - started
+        analyse.append(
+            {
+                "batch_frames": size,
+                "frames": len(frames),
+                "faces": faces,
+                "frames_per_s": round(len(frames) / seconds, 1),
+                "faces_per_s": round(faces / seconds, 1),
+            }
+        )
+    return analyse
+
+
 def bench_engine(
     pack: str, providers: list[str], frames: list[SampledFrame], batch_sizes: list[int]
 ) -> dict[str, Any]:
@@ -213,35 +260,8 @@ def bench_engine(
     detect_s = time.perf_counter() - started
 
     crops = aligned_crops(engine, frames, detections)
-    recognition = []
-    for size in batch_sizes:
-        if not crops:
-            break
-        engine._recogniser.get_feat(crops[:size])  # warm-up for this shape
-        started = time.perf_counter()
-        for i in range(0, len(crops), size):
-            engine._recogniser.get_feat(crops[i : i + size])
-        seconds = time.perf_counter() - started
-        recognition.append(
-            {"batch": size, "faces": len(crops), "faces_per_s": round(len(crops) / seconds, 1)}
-        )
-
-    analyse = []
-    for size in batch_sizes:
-        faces = 0
-        started = time.perf_counter()
-        for i in range(0, len(frames), size):
-            faces += len(engine.analyse(frames[i : i + size]))
-        seconds = time.perf_counter() - started
-        analyse.append(
-            {
-                "batch_frames": size,
-                "frames": len(frames),
-                "faces": faces,
-                "frames_per_s": round(len(frames) / seconds, 1),
-                "faces_per_s": round(faces / seconds, 1),
-            }
-        )
+    recognition = bench_recognition(engine, crops, batch_sizes)
+    analyse = bench_analyse(engine, frames, batch_sizes)
     return {
         "pack": pack,
         "providers": active,
@@ -361,7 +381,8 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The options, and the onnxruntime providers they ask for (CUDA checked here)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, help="benchmark this video instead of a test clip")
     parser.add_argument("--duration", type=float, default=30.0, help="test clip seconds")
@@ -381,15 +402,42 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
 
     if args.cpu:
-        providers = [CPU]
-    else:
-        if CUDA not in onnxruntime.get_available_providers():
-            parser.error(
-                "no CUDAExecutionProvider in this onnxruntime; use --cpu or onnxruntime-gpu"
-            )
-        if hasattr(onnxruntime, "preload_dlls"):
-            onnxruntime.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels
-        providers = [CUDA, CPU]
+        return args, [CPU]
+    if CUDA not in onnxruntime.get_available_providers():
+        parser.error("no CUDAExecutionProvider in this onnxruntime; use --cpu or onnxruntime-gpu")
+    if hasattr(onnxruntime, "preload_dlls"):
+        onnxruntime.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels
+    return args, [CUDA, CPU]
+
+
+def bench_packs(
+    args: argparse.Namespace,
+    providers: list[str],
+    batch_sizes: list[int],
+    path: Path,
+    duration_s: float,
+    report: dict[str, Any],
+) -> None:
+    """Engine and end-to-end figures of every requested pack, appended to ``report``."""
+    frames = list(iter_sampled_frames(path, args.engine_fps))[: args.max_frames]
+    for pack in [p.strip() for p in args.packs.split(",") if p.strip()]:
+        available, note = ensure_pack(pack, download=not args.no_download)
+        if not available:
+            report["packs"].append({"pack": pack, "skipped": note})
+            print(f"skipping {pack}: {note}", file=sys.stderr)
+            continue
+        result = bench_engine(pack, providers, frames, batch_sizes)
+        engine = result.pop("engine")
+        if note:
+            result["note"] = note
+        report["packs"].append(result)
+        report["end_to_end"].append(
+            bench_end_to_end(path, engine, args.sample_fps, duration_s, args.price_per_hour)
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, providers = parse_args(argv)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
 
     with tempfile.TemporaryDirectory(prefix="gpu-bench-") as tmp:
@@ -410,23 +458,7 @@ def main(argv: list[str] | None = None) -> int:
             "packs": [],
             "end_to_end": [],
         }
-        frames = list(iter_sampled_frames(path, args.engine_fps))[: args.max_frames]
-        for pack in [p.strip() for p in args.packs.split(",") if p.strip()]:
-            available, note = ensure_pack(pack, download=not args.no_download)
-            if not available:
-                report["packs"].append({"pack": pack, "skipped": note})
-                print(f"skipping {pack}: {note}", file=sys.stderr)
-                continue
-            result = bench_engine(pack, providers, frames, batch_sizes)
-            engine = result.pop("engine")
-            if note:
-                result["note"] = note
-            report["packs"].append(result)
-            report["end_to_end"].append(
-                bench_end_to_end(
-                    path, engine, args.sample_fps, info.duration_s, args.price_per_hour
-                )
-            )
+        bench_packs(args, providers, batch_sizes, path, info.duration_s, report)
 
     print(markdown(report))
     if args.out:

@@ -20,10 +20,11 @@ video against its ground truth, and pool those scores over an evaluation set:
   given) overlaps the person's true box there.
 
 Why: these are the numbers the pipeline is optimised against (``benchmarks/evaluate.py``);
-keeping them pure makes them unit-testable on hand-made cases (``tests/test_evaluation.py``).
+keeping them pure makes them unit-testable on hand-made cases
+(``tests/unit/test_evaluation.py``).
 
 How: build a :class:`GroundTruth` from a truth dict (the JSON ``benchmarks/eval_set.py``
-writes: ``tests/media.VideoTruth.to_dict()`` plus labels of the real clips), a
+writes: ``tests.support.media.VideoTruth.to_dict()`` plus labels of the real clips), a
 :class:`SystemOutput` from a system's detections and picks, and call :func:`evaluate_video`;
 pool several with :func:`summarise`.
 """
@@ -314,77 +315,94 @@ def _degradation_of(truth: GroundTruth, label: int, t: float) -> str:
     return truth.degradation_at(label, t) or CLEAN
 
 
-def evaluate_video(
-    truth: GroundTruth, output: SystemOutput, min_iou: float = MIN_IOU
-) -> dict[str, Any]:
-    """All metrics of one system on one video, as a JSON-friendly dict (see module doc)."""
-    dets = list(output.detections)
-    labels = label_detections(truth, dets, min_iou)
-    predicted = [d.person for d in dets]
-    true_people = truth.people
-    pick_ids = [p.person for p in output.people]
-    mapping = cluster_mapping(labels, predicted, pick_ids)
-
-    labelled = [i for i, lab in enumerate(labels) if lab is not None]
-    score = bcubed([labels[i] for i in labelled], [predicted[i] for i in labelled])
-
+def _clusters_of(mapping: dict[int, int | None]) -> dict[int, list[int]]:
+    """The predicted people mapped to each true person."""
     clusters_of: dict[int, list[int]] = defaultdict(list)
     for pred, person in mapping.items():
         if person is not None:
             clusters_of[person].append(pred)
-    found = [p for p in true_people if clusters_of.get(p)]
-    false_people = sorted(pred for pred, person in mapping.items() if person is None)
+    return clusters_of
 
-    # Primary cluster of each true person: the predicted person with most of their faces.
+
+def _primary_clusters(
+    labels: Sequence[int | None], predicted: Sequence[int], labelled: Sequence[int]
+) -> dict[int, int]:
+    """Primary cluster of each true person: the predicted person with most of their faces
+    (ties to the lower id)."""
     held: dict[int, Counter] = defaultdict(Counter)
     for i in labelled:
         if predicted[i] != NOISE:
             held[labels[i]][predicted[i]] += 1  # type: ignore[index]
-    primary = {
+    return {
         person: sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
         for person, counter in held.items()
     }
 
+
+def _best_frame_entry(
+    truth: GroundTruth, person: int, cluster: int | None, pick: Pick | None, min_iou: float
+) -> dict[str, Any]:
+    """Whether ``pick`` (the selected frame of ``person``'s primary cluster) is a hit."""
+    entry: dict[str, Any] = {"true_person": person, "person": cluster, "hit": False}
+    if pick is not None:
+        degradation = truth.degradation_at(person, pick.t)
+        true_box = truth.box_at(person, pick.t)
+        box_ok = (
+            pick.box is None
+            or true_box is None
+            or box_iou(_clip(pick.box, truth.size), true_box) >= min_iou
+        )
+        entry.update(
+            t=round(pick.t, 3),
+            degradation=degradation or "not visible",
+            box_ok=box_ok,
+            hit=degradation == CLEAN and box_ok,
+        )
+    return entry
+
+
+def _best_frames(
+    truth: GroundTruth, output: SystemOutput, primary: dict[int, int], min_iou: float
+) -> list[dict[str, Any]]:
+    """Best-frame verdicts of every true person that has a clean stretch."""
     picks_by_id = {p.person: p for p in output.people}
     best: list[dict[str, Any]] = []
-    for person in true_people:
+    for person in truth.people:
         if not truth.clean_intervals(person):
             continue  # nothing to be right about (e.g. real clips)
         cluster = primary.get(person)
         pick = picks_by_id.get(cluster) if cluster is not None else None
-        entry: dict[str, Any] = {"true_person": person, "person": cluster, "hit": False}
-        if pick is not None:
-            degradation = truth.degradation_at(person, pick.t)
-            true_box = truth.box_at(person, pick.t)
-            box_ok = (
-                pick.box is None
-                or true_box is None
-                or box_iou(_clip(pick.box, truth.size), true_box) >= min_iou
-            )
-            entry.update(
-                t=round(pick.t, 3),
-                degradation=degradation or "not visible",
-                box_ok=box_ok,
-                hit=degradation == CLEAN and box_ok,
-            )
-        best.append(entry)
+        best.append(_best_frame_entry(truth, person, cluster, pick, min_iou))
+    return best
 
-    by_degradation: dict[str, dict[str, int]] = defaultdict(
-        lambda: {
-            "detections": 0,
-            "primary": 0,
-            "noise": 0,
-            "other": 0,
-            "appearances": 0,
-            "appearances_seen": 0,
-        }
-    )
+
+def _degradation_row() -> dict[str, int]:
+    return {
+        "detections": 0,
+        "primary": 0,
+        "noise": 0,
+        "other": 0,
+        "appearances": 0,
+        "appearances_seen": 0,
+    }
+
+
+def _by_degradation(
+    truth: GroundTruth,
+    dets: Sequence[Detection],
+    labels: Sequence[int | None],
+    predicted: Sequence[int],
+    labelled: Sequence[int],
+    primary: dict[int, int],
+) -> dict[str, dict[str, int]]:
+    """Per degradation: appearances (seen) and labelled detections by where they went."""
+    by_degradation: dict[str, dict[str, int]] = defaultdict(_degradation_row)
     # Appearance recall: an interval (one person, one stretch, one degradation) is "seen"
     # when at least one detection labelled with that person falls inside it.
     seen_at: dict[int, list[float]] = defaultdict(list)
     for i in labelled:
         seen_at[labels[i]].append(dets[i].t)  # type: ignore[index]
-    for person in true_people:
+    for person in truth.people:
         for iv in truth.intervals[person]:
             row = by_degradation[iv.degradation]
             row["appearances"] += 1
@@ -400,6 +418,37 @@ def evaluate_video(
             row["primary"] += 1
         else:
             row["other"] += 1
+    return {k: dict(v) for k, v in sorted(by_degradation.items())}
+
+
+def _bcubed_dict(score: BCubed) -> dict[str, Any]:
+    return {
+        "precision": _r(score.precision),
+        "recall": _r(score.recall),
+        "f1": _r(score.f1),
+        "n": score.n,
+        "precision_sum": score.precision_sum,
+        "recall_sum": score.recall_sum,
+    }
+
+
+def evaluate_video(
+    truth: GroundTruth, output: SystemOutput, min_iou: float = MIN_IOU
+) -> dict[str, Any]:
+    """All metrics of one system on one video, as a JSON-friendly dict (see module doc)."""
+    dets = list(output.detections)
+    labels = label_detections(truth, dets, min_iou)
+    predicted = [d.person for d in dets]
+    true_people = truth.people
+    mapping = cluster_mapping(labels, predicted, [p.person for p in output.people])
+
+    labelled = [i for i, lab in enumerate(labels) if lab is not None]
+    score = bcubed([labels[i] for i in labelled], [predicted[i] for i in labelled])
+    clusters_of = _clusters_of(mapping)
+    found = [p for p in true_people if clusters_of.get(p)]
+    false_people = sorted(pred for pred, person in mapping.items() if person is None)
+    primary = _primary_clusters(labels, predicted, labelled)
+    best = _best_frames(truth, output, primary, min_iou)
 
     n_clusters = sum(len(clusters_of[p]) for p in found)
     return {
@@ -410,14 +459,7 @@ def evaluate_video(
         "labelled": len(labelled),
         "unlabelled": len(dets) - len(labelled),
         "noise_labelled": sum(1 for i in labelled if predicted[i] == NOISE),
-        "bcubed": {
-            "precision": _r(score.precision),
-            "recall": _r(score.recall),
-            "f1": _r(score.f1),
-            "n": score.n,
-            "precision_sum": score.precision_sum,
-            "recall_sum": score.recall_sum,
-        },
+        "bcubed": _bcubed_dict(score),
         "found_people": len(found),
         "clusters_matched": n_clusters,
         "clusters_per_person": _r(n_clusters / len(found)) if found else None,
@@ -429,7 +471,7 @@ def evaluate_video(
             "n": len(best),
             "picks": best,
         },
-        "by_degradation": {k: dict(v) for k, v in sorted(by_degradation.items())},
+        "by_degradation": _by_degradation(truth, dets, labels, predicted, labelled, primary),
     }
 
 

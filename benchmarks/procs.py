@@ -14,7 +14,8 @@ exit code, output, wall time, user/system CPU and peak memory.
 Why: a pipeline that fans out over worker processes must be charged for all of them, and
 its process start (imports, model load) must be inside the timing, as a user sees it.
 
-How: ``run_measured(["python", "x.py"], env=..., timeout_s=...)``; Linux only for memory.
+How: ``run_measured([sys.executable, "-m", "pkg.mod"], env=..., cwd=..., timeout_s=...)``;
+Linux only for memory.
 """
 
 from __future__ import annotations
@@ -126,6 +127,33 @@ class _Sampler(threading.Thread):
             self.stop.wait(self.interval)
 
 
+def _wait(proc: subprocess.Popen, timeout_s: float | None) -> tuple[int, Any, bool]:
+    """Reap ``proc`` with ``os.wait4``, killing its process group after ``timeout_s``;
+    returns (exit code, rusage, whether it timed out)."""
+    timed_out = threading.Event()
+
+    def kill() -> None:
+        timed_out.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout_s, kill) if timeout_s else None
+    if timer:
+        timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        if timer:
+            timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    return proc.returncode, usage, timed_out.is_set()
+
+
+def _read(file: Any) -> str:
+    file.seek(0)
+    return file.read().decode(errors="replace")
+
+
 def run_measured(
     cmd: list[str],
     *,
@@ -157,32 +185,17 @@ def run_measured(
         )
         sampler = _Sampler(proc.pid, interval)
         sampler.start()
-        timed_out = threading.Event()
-
-        def kill() -> None:
-            timed_out.set()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout_s, kill) if timeout_s else None
-        if timer:
-            timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            rc, usage, timed_out = _wait(proc, timeout_s)
         finally:
-            if timer:
-                timer.cancel()
             sampler.stop.set()
         wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         sampler.join(timeout=5)
-        out.seek(0)
-        err.seek(0)
         return Measured(
             cmd=[str(c) for c in cmd],
-            rc=proc.returncode,
-            stdout=out.read().decode(errors="replace"),
-            stderr=err.read().decode(errors="replace"),
+            rc=rc,
+            stdout=_read(out),
+            stderr=_read(err),
             wall_s=round(wall, 3),
             user_s=round(usage.ru_utime, 3),
             sys_s=round(usage.ru_stime, 3),
@@ -190,5 +203,5 @@ def run_measured(
             peak_rss_mb=round(sampler.peak_rss / 1024, 1),
             peak_pss_mb=round(sampler.peak_pss / 1024, 1),
             peak_processes=sampler.peak_processes,
-            timed_out=timed_out.is_set(),
+            timed_out=timed_out,
         )

@@ -4,13 +4,19 @@ What: command lines for
 
 * ``ours``: this pipeline end to end, ``talent process VIDEO --out DIR --json`` (the four
   Dagster assets in-process, detection in a local process pool), and
-* ``baseline``: ``benchmarks/baseline.py VIDEO --json`` (the original endpoint's approach),
-* ``decode_all`` / ``decode_sampled``: ``benchmarks/decode_only.py`` (the physical limit),
+* ``baseline``: ``python -m benchmarks.baseline VIDEO --json`` (the original endpoint's
+  approach),
+* ``decode_all`` / ``decode_sampled``: ``python -m benchmarks.decode_only`` (the physical
+  limit),
 
 and parsers that turn a finished run into a :class:`benchmarks.metrics.SystemOutput`: our
 per-detection person ids come from the ``face_detections`` and ``identity_clusters`` tables
 the run wrote under ``DIR/warehouse``, joined on (frame_index, face_index); the picks from
 the manifest.
+
+Benchmark scripts run as modules of the ``benchmarks`` package (``python -m benchmarks.NAME``)
+with the repository root as their working directory (:data:`REPO`, pass it as ``cwd``), so
+they import ``benchmarks`` and ``modal_gpu`` whatever directory the parent was started from.
 
 Why: ``evaluate.py`` and ``bench.py`` must run exactly the same commands.
 """
@@ -26,12 +32,17 @@ from typing import Any
 
 from benchmarks.metrics import Detection, Pick, SystemOutput
 
+#: The repository root: the working directory of every child process (see module doc).
 REPO = Path(__file__).resolve().parents[1]
-BENCH_DIR = REPO / "benchmarks"
 
 
 def python() -> str:
     return sys.executable
+
+
+def module_cmd(name: str, *args: str) -> list[str]:
+    """``python -m benchmarks.NAME ARGS``; run it with ``cwd=REPO``."""
+    return [python(), "-m", f"benchmarks.{name}", *args]
 
 
 def talent_command() -> list[str]:
@@ -56,21 +67,13 @@ def ours_cmd(video: Path, out: Path, sample_fps: float = 2.0) -> list[str]:
 
 
 def baseline_cmd(video: Path, sample_fps: float = 2.0) -> list[str]:
-    return [python(), str(BENCH_DIR / "baseline.py"), str(video), "--json"] + (
+    return module_cmd("baseline", str(video), "--json") + (
         ["--sample-fps", str(sample_fps)] if sample_fps != 2.0 else []
     )
 
 
 def decode_cmd(video: Path, mode: str, sample_fps: float = 2.0) -> list[str]:
-    return [
-        python(),
-        str(BENCH_DIR / "decode_only.py"),
-        str(video),
-        "--mode",
-        mode,
-        "--sample-fps",
-        str(sample_fps),
-    ]
+    return module_cmd("decode_only", str(video), "--mode", mode, "--sample-fps", str(sample_fps))
 
 
 def child_env(work: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
