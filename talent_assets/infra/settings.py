@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modal_gpu.chunks import STATIC_BLOCK_S
+
 # Modal list prices in USD per GPU-hour (modal.com/pricing, 2026); override with
 # TALENT_MODAL_GPU_PRICES='{"T4": 0.59, ...}'. Used for the cost estimate in metadata only.
 DEFAULT_GPU_PRICES_PER_HOUR: dict[str, float] = {
@@ -35,8 +37,8 @@ DEFAULT_GPU_PRICES_PER_HOUR: dict[str, float] = {
     "B200": 6.25,
 }
 # Static shots: a sampled frame showing the same picture as the last analysed one reuses its
-# faces; a frame is analysed afresh at least this often (s). Mirrors modal_gpu.chunks.
-DEFAULT_STATIC_BLOCK_S = 5.0
+# faces; a frame is analysed afresh at least this often (s). The worker's default.
+DEFAULT_STATIC_BLOCK_S = STATIC_BLOCK_S
 
 
 class SettingsError(ValueError):
