@@ -24,8 +24,9 @@ test: setup
 	@scripts/ensure-chromium
 	$(VENV)/bin/python -m pytest -q
 
+# Unit and integration tests without the ones marked slow (no stack, no browser): a few minutes.
 test-fast: setup
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q tests/unit tests/integration -m "not slow"
 
 eval: setup
 	$(VENV)/bin/python -m benchmarks.evaluate
