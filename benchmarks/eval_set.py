@@ -365,6 +365,93 @@ def _long() -> list[Segment]:
     return segments
 
 
+def _cameos() -> list[Segment]:
+    """A host (1) between cutaways; guests seen only in short flashes, each a clear face.
+
+    At 2 samples/s: guest 3 in three 0.7-s flashes (2 samples each), guest 0 in three 0.5-s
+    flashes (1 sample each), guest 2 once for 1 s (2 samples): all must be found, though
+    only guest 3 reaches 2 s on screen. Guest 4 is a 0.3-s glimpse (at most one sample):
+    optional. Flashes start 0.1 s after a sample boundary, as a cut rarely hits one.
+    """
+    host = [A(1, (0.5, 0.42), 170)]
+    flash = {
+        3: [A(3, (0.55, 0.45), 150)],
+        0: [A(0, (0.45, 0.42), 160)],
+        2: [A(2, (0.5, 0.45), 140)],
+        4: [A(4, (0.6, 0.45), 150)],
+    }
+    plan = [  # (who, seconds): host shots in between keep the clock on the 0.5-s grid + 0.1
+        ("host", 3.1), (3, 0.7), ("host", 2.2), (0, 0.5), ("host", 2.0), (2, 1.0),
+        ("host", 2.0), (3, 0.7), ("host", 1.8), (4, 0.3), ("host", 2.2), (0, 0.5),
+        ("host", 2.0), (3, 0.7), ("host", 2.3), (0, 0.5), ("host", 3.0),
+    ]  # fmt: skip
+    return [
+        Segment(s, host if who == "host" else flash[who], scene=0 if who == "host" else None)
+        for who, s in plan
+    ]
+
+
+def _occluders() -> list[Segment]:
+    """Faces behind occluders (a bar over the eyes, a microphone, motion blur) for long
+    stretches, large and frontal; each person's clean stretch is shorter and smaller."""
+    shots = []
+    for person, kind, x in ((0, "occluded", 0.45), (2, "mic", 0.55), (3, "motion", 0.5),
+                            (5, "mic", 0.4), (4, "occluded", 0.6)):  # fmt: skip
+        shots.append(Segment(4.0, [A(person, (x, 0.42), 210, d=kind)], scene=person))
+        shots.append(Segment(1.5, [A(person, (x, 0.45), 120)], scene=person))
+    # Two at once: one occluded, one clean, then swapped.
+    shots.append(Segment(3.0, [A(0, (0.3, 0.45), 170, d="mic"), A(2, (0.7, 0.45), 150)]))
+    shots.append(Segment(3.0, [A(0, (0.3, 0.45), 150), A(2, (0.7, 0.45), 170, d="occluded")]))
+    return shots
+
+
+def _focus_pull() -> list[Segment]:
+    """One shot racking focus between people: sharp, defocused, blurred, motion-blurred.
+
+    Person 6 (soft to begin with) is never in focus here: optional, and a phantom if found.
+    """
+
+    def three(d0: str | None, d3: str | None, d6: str | None) -> list[Appearance]:
+        return [A(0, (0.22, 0.45), 130, d=d0), A(3, (0.5, 0.45), 130, d=d3),
+                A(6, (0.78, 0.45), 130, d=d6)]  # fmt: skip
+
+    return [
+        Segment(2.5, three(None, "defocus", "defocus"), scene=1),
+        Segment(2.5, three("defocus", "defocus", "blur"), scene=1),
+        Segment(2.5, three("blur", None, "defocus"), scene=1),
+        Segment(2.5, three("motion", "motion", "motion"), scene=1),
+        Segment(2.5, three("defocus", "blur", "defocus"), scene=1),
+        Segment(3.0, [A(0, (0.5, 0.45), 170, d="defocus")], scene=2),
+        Segment(3.0, [A(3, (0.5, 0.45), 170, d="blur")], scene=3),
+    ]
+
+
+def _crossing() -> list[Segment]:
+    """Two people walk across each other's path in one shot (one passes in front), then
+    again at different sizes; a third stands still throughout."""
+    return [
+        Segment(
+            4.0,
+            [
+                A(5, (0.5, 0.3), 90),
+                A(1, (0.15, 0.5), 150, end=(0.85, 0.5)),
+                A(4, (0.85, 0.52), 140, end=(0.15, 0.52)),
+            ],
+            scene=1,
+        ),
+        Segment(
+            4.0,
+            [
+                A(5, (0.5, 0.3), 90),
+                A(4, (0.2, 0.5), 110, end=(0.8, 0.48)),
+                A(1, (0.8, 0.55), 170, end=(0.2, 0.55)),
+            ],
+            scene=1,
+        ),
+        Segment(3.0, [A(1, (0.3, 0.45), 150), A(4, (0.7, 0.45), 150)], scene=2),
+    ]
+
+
 def _no_faces() -> list[Segment]:
     return [Segment(3.0), Segment(4.0), Segment(3.0)]
 
@@ -398,6 +485,14 @@ SYNTHETIC: tuple[Synthetic, ...] = (
     ),
     Synthetic(BENCH_VIDEO, "150 s 720p: 6 people, cuts, pairs, b-roll, degraded shots", _long),
     Synthetic("no_faces", "10 s, three shots, nobody", _no_faces),
+    Synthetic("cameos", "a host and guests seen only in 0.5-1 s flashes", _cameos),
+    Synthetic(
+        "occluders",
+        "long occluded stretches (eye bar, microphone, motion) beside clean ones",
+        _occluders,
+    ),
+    Synthetic("focus_pull", "focus racking between three people; one never sharp", _focus_pull),
+    Synthetic("crossing", "two people crossing paths in one shot, twice", _crossing),
 )
 
 

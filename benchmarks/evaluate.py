@@ -70,7 +70,7 @@ def run_system(system: str, entry: dict[str, Any], work: Path, sample_fps: float
         raw, output = parse_ours(run.stdout, out)
     else:
         raw, output = parse_baseline(run.stdout)
-    record["metrics"] = evaluate_video(truth, output)
+    record["metrics"] = evaluate_video(truth, output, sample_fps=sample_fps)
     record["reported"] = {
         "people_found": raw.get("people_found"),
         "picks": [

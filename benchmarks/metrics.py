@@ -64,6 +64,17 @@ CLEAN = "clean"
 #: Degradation of real clips' intervals: visible, but nobody rated how good the face is.
 UNRATED = "unrated"
 NOISE = -1
+#: Degradations under which a face is not identifiable: nobody could say from it alone who
+#: it is (media's "blur", "dark", "tiny", "half_out", "profile" and the hard-footage
+#: "occluded", "mic", "motion", "defocus"). "soft_blur", "small" and real clips count as
+#: identifiable.
+UNIDENTIFIABLE = frozenset(
+    {"blur", "dark", "tiny", "half_out", "profile", "occluded", "mic", "motion", "defocus"}
+)
+#: A true person must be found when they are identifiable in at least this many sampled
+#: frames (the pipeline's evidence rule); others are optional, and a predicted person made
+#: of them is a phantom (a false person).
+MIN_IDENTIFIABLE_FRAMES = 2
 
 # Slack when comparing times and frame positions (timestamps arrive rounded to 1 µs).
 _EPS = 1e-6
@@ -175,6 +186,33 @@ class GroundTruth:
         u = i / (n - 1) if n > 1 else 0.0
         box = [a + (b - a) * u for a, b in zip(iv.box_start, iv.box_end, strict=True)]
         return _clip(box, self.size)
+
+    def sample_times(self, sample_fps: float) -> list[float]:
+        """When a sampler taking the first frame of every ``1 / sample_fps`` slot looks."""
+        if sample_fps <= 0 or self.duration_s <= 0:
+            return []
+        slots = math.ceil(self.duration_s * sample_fps - _EPS)
+        if not self.fps:
+            return [k / sample_fps for k in range(slots)]
+        fps = float(self.fps)
+        frames = (math.ceil(k * fps / sample_fps - _EPS) for k in range(slots))
+        return [f / fps for f in frames if f / fps < self.duration_s - _EPS]
+
+    def identifiable_frames(self, person: int, sample_fps: float) -> int:
+        """Sampled frames in which ``person`` is visible and identifiable."""
+        return sum(
+            1
+            for t in self.sample_times(sample_fps)
+            if (d := self.degradation_at(person, t)) is not None and d not in UNIDENTIFIABLE
+        )
+
+    def required_people(self, sample_fps: float) -> list[int]:
+        """The people a system must find: identifiable in >= MIN_IDENTIFIABLE_FRAMES samples."""
+        return [
+            p
+            for p in self.people
+            if self.identifiable_frames(p, sample_fps) >= MIN_IDENTIFIABLE_FRAMES
+        ]
 
     def clean_intervals(self, person: int) -> list[tuple[float, float]]:
         return [
@@ -433,14 +471,21 @@ def _bcubed_dict(score: BCubed) -> dict[str, Any]:
 
 
 def evaluate_video(
-    truth: GroundTruth, output: SystemOutput, min_iou: float = MIN_IOU
+    truth: GroundTruth, output: SystemOutput, min_iou: float = MIN_IOU, sample_fps: float = 2.0
 ) -> dict[str, Any]:
-    """All metrics of one system on one video, as a JSON-friendly dict (see module doc)."""
+    """All metrics of one system on one video, as a JSON-friendly dict (see module doc).
+
+    People are scored against the *required* people (identifiable in enough sampled frames at
+    ``sample_fps``); a predicted person that maps to an optional one is a phantom and counts
+    as a false person.
+    """
     dets = list(output.detections)
     labels = label_detections(truth, dets, min_iou)
     predicted = [d.person for d in dets]
-    true_people = truth.people
+    true_people = truth.required_people(sample_fps)
     mapping = cluster_mapping(labels, predicted, [p.person for p in output.people])
+    phantoms = sorted(p for p, person in mapping.items() if person not in (None, *true_people))
+    mapping = {p: (None if p in phantoms else person) for p, person in mapping.items()}
 
     labelled = [i for i, lab in enumerate(labels) if lab is not None]
     score = bcubed([labels[i] for i in labelled], [predicted[i] for i in labelled])
@@ -448,7 +493,9 @@ def evaluate_video(
     found = [p for p in true_people if clusters_of.get(p)]
     false_people = sorted(pred for pred, person in mapping.items() if person is None)
     primary = _primary_clusters(labels, predicted, labelled)
-    best = _best_frames(truth, output, primary, min_iou)
+    best = [
+        b for b in _best_frames(truth, output, primary, min_iou) if b["true_person"] in true_people
+    ]
 
     n_clusters = sum(len(clusters_of[p]) for p in found)
     return {
@@ -466,6 +513,8 @@ def evaluate_video(
         "split_people": sum(1 for p in found if len(clusters_of[p]) > 1),
         "missed_people": len(true_people) - len(found),
         "false_people": len(false_people),
+        "phantom_people": len(phantoms),
+        "optional_people": len(truth.people) - len(true_people),
         "best_frame": {
             "hits": sum(1 for b in best if b["hit"]),
             "n": len(best),

@@ -188,8 +188,15 @@ def default_cast(include_tom_hanks: bool = False) -> list[Person]:
 # Scripted video builder
 # --------------------------------------------------------------------------------------------
 
-Degradation = Literal["blur", "dark", "tiny", "half_out", "profile"]
+Degradation = Literal[
+    "blur", "dark", "tiny", "half_out", "profile", "occluded", "mic", "motion", "defocus"
+]
+#: The original five (``long_720p`` draws from exactly these: keep the tuple as it is).
 DEGRADATIONS: tuple[str, ...] = ("blur", "dark", "tiny", "half_out", "profile")
+#: Harder footage: a bar over the eyes, a microphone over mouth and chin, horizontal motion
+#: blur, and a milder defocus than "blur" (faces still detected, barely identifiable).
+HARD_DEGRADATIONS: tuple[str, ...] = ("occluded", "mic", "motion", "defocus")
+ALL_DEGRADATIONS: tuple[str, ...] = DEGRADATIONS + HARD_DEGRADATIONS
 
 #: Gaussian sigma of "blur", as a fraction of the face height (0.1 -> sigma 16 px at 160 px).
 BLUR_SIGMA_FRACTION = 0.1
@@ -202,6 +209,11 @@ TINY_FACE_PX = 14
 #: side view (no occlusion of the far half, no ear). Use real clips for true profiles.
 PROFILE_SQUEEZE = 0.45
 PROFILE_SHEAR = 0.25
+#: "motion": horizontal box blur over this fraction of the face height (a fast pan).
+MOTION_FRACTION = 0.3
+#: "defocus": Gaussian sigma as a fraction of the face height (between "soft" 3.5 % and
+#: "blur" 10 %): the detector still finds the face, its embedding is unreliable.
+DEFOCUS_SIGMA_FRACTION = 0.06
 
 
 @dataclass(frozen=True)
@@ -224,7 +236,7 @@ class Appearance:
     degradation: Degradation | None = None
 
     def __post_init__(self) -> None:
-        if self.degradation is not None and self.degradation not in DEGRADATIONS:
+        if self.degradation is not None and self.degradation not in ALL_DEGRADATIONS:
             raise ValueError(f"unknown degradation {self.degradation!r}")
         if self.face_px <= 0:
             raise ValueError("face_px must be positive")
@@ -405,7 +417,45 @@ def _render_patch(person: Person, face_px: float, degradation: str | None) -> _P
         bgr = cv2.GaussianBlur(bgr, (0, 0), sigmaX=sigma, sigmaY=sigma)
     elif degradation == "dark":
         bgr = bgr * DARK_GAIN
+    elif degradation == "defocus":
+        sigma = DEFOCUS_SIGMA_FRACTION * face_px
+        bgr = cv2.GaussianBlur(bgr, (0, 0), sigmaX=sigma, sigmaY=sigma)
+    elif degradation == "motion":
+        length = max(3, round(MOTION_FRACTION * face_px))
+        bgr = cv2.blur(bgr, (length, 1))
+    elif degradation in ("occluded", "mic"):
+        _draw_occluder(bgr, box, degradation)
     return _Patch(bgr, alpha, box)
+
+
+def _draw_occluder(bgr: np.ndarray, box: Box, kind: str) -> None:
+    """Draw an occluder over the face, in place: a dark bar across the eyes ("occluded"),
+    or a handheld microphone over mouth and chin ("mic": a dark grille ball on a handle)."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    cx = (x1 + x2) / 2
+    if kind == "occluded":
+        top, bottom = y1 + 0.26 * h, y1 + 0.52 * h
+        cv2.rectangle(
+            bgr, (round(x1 - 0.1 * w), round(top)), (round(x2 + 0.1 * w), round(bottom)),
+            (28, 30, 34), thickness=-1,
+        )  # fmt: skip
+        return
+    ball_c = (round(cx + 0.05 * w), round(y1 + 0.86 * h))
+    radius = round(0.24 * h)
+    handle = np.array(
+        [[ball_c[0] - 0.07 * h, ball_c[1]], [ball_c[0] + 0.07 * h, ball_c[1]],
+         [ball_c[0] + 0.05 * h, ball_c[1] + 1.1 * h], [ball_c[0] - 0.05 * h, ball_c[1] + 1.1 * h]],
+        np.int32,
+    )  # fmt: skip
+    cv2.fillConvexPoly(bgr, handle, (20, 20, 22))
+    cv2.circle(bgr, ball_c, radius, (70, 72, 75), thickness=-1)
+    step = max(2, radius // 5)
+    for d in range(-radius + step, radius, step):  # the grille's mesh, inside the ball
+        half = round((radius**2 - d**2) ** 0.5)
+        cv2.line(bgr, (ball_c[0] + d, ball_c[1] - half), (ball_c[0] + d, ball_c[1] + half),
+                 (45, 45, 48), 1)  # fmt: skip
+    cv2.circle(bgr, ball_c, radius, (35, 35, 38), thickness=max(1, radius // 8))
 
 
 def _background(size: tuple[int, int], scene: int, style: str) -> np.ndarray:

@@ -225,10 +225,11 @@ def test_evaluate_video_perfect_system() -> None:
     truth = _truth()
     dets = [Detection(t / 10, A_BOX, 0) for t in range(0, 30, 5)]
     dets += [Detection(t / 10, _b_box(t / 10), 1) for t in range(10, 30, 5)]
-    dets += [Detection(3.5, A_BOX, 2)]
-    picks = [Pick(0, 1.0, A_BOX), Pick(1, 2.0, _b_box(2.0)), Pick(2, 3.5, A_BOX)]
+    dets += [Detection(3.5, A_BOX, -1)]  # person 2 is only ever dark: left unassigned
+    picks = [Pick(0, 1.0, A_BOX), Pick(1, 2.0, _b_box(2.0))]
     result = evaluate_video(truth, SystemOutput(dets, picks))
     assert result["people_exact"] is True
+    assert (result["true_people"], result["optional_people"]) == (2, 1)
     assert result["bcubed"]["f1"] == 1.0
     assert result["clusters_per_person"] == 1.0
     assert (result["split_people"], result["missed_people"], result["false_people"]) == (0, 0, 0)
@@ -244,6 +245,39 @@ def test_evaluate_video_perfect_system() -> None:
     }
     assert result["by_degradation"]["clean"]["appearances"] == 2
     assert result["by_degradation"]["clean"]["appearances_seen"] == 2
+
+
+def test_a_person_made_only_of_unidentifiable_faces_is_a_phantom() -> None:
+    truth = _truth()
+    dets = [Detection(t / 10, A_BOX, 0) for t in range(0, 20, 5)]
+    dets += [Detection(t / 10, _b_box(t / 10), 1) for t in range(10, 30, 5)]
+    dets += [Detection(3.2, A_BOX, 2), Detection(3.6, A_BOX, 2)]  # person 2: dark only
+    picks = [Pick(0, 1.0, A_BOX), Pick(1, 2.0, _b_box(2.0)), Pick(2, 3.5, A_BOX)]
+    result = evaluate_video(truth, SystemOutput(dets, picks))
+    assert result["people_exact"] is False
+    assert (result["false_people"], result["phantom_people"]) == (1, 1)
+    assert result["missed_people"] == 0
+
+
+def test_required_people_need_identifiable_faces_in_two_sampled_frames() -> None:
+    fps = 25
+    truth = GroundTruth(
+        {
+            "size": [200, 100],
+            "fps": "25",
+            "duration_s": 6.0,
+            "intervals": {
+                "0": [_iv(0.0, 0.4, fps, A_BOX)],  # a glimpse: one sample (t=0)
+                "1": [_iv(1.1, 1.6, fps, A_BOX), _iv(3.2, 3.6, fps, A_BOX)],  # two flashes
+                "2": [_iv(4.0, 6.0, fps, A_BOX, degradation="occluded")],  # never clean
+                "3": [_iv(2.0, 2.6, fps, A_BOX, degradation="soft_blur")],  # soft: fine
+            },
+        }
+    )
+    assert truth.sample_times(2.0)[:4] == [0.0, 0.52, 1.0, 1.52]
+    assert [truth.identifiable_frames(p, 2.0) for p in range(4)] == [1, 2, 0, 2]
+    assert truth.required_people(2.0) == [1, 3]
+    assert truth.required_people(4.0) == [0, 1, 3]  # at 4 samples/s the glimpse counts
 
 
 def test_evaluate_video_counts_splits_false_people_misses_and_wrong_frames() -> None:
@@ -274,7 +308,8 @@ def test_evaluate_video_counts_splits_false_people_misses_and_wrong_frames() -> 
     assert result["people_found"] == 4 and result["people_exact"] is False
     assert result["clusters_per_person"] == 1.5  # 0 -> {0, 3}, 1 -> {1}
     assert result["split_people"] == 1
-    assert result["missed_people"] == 1  # person 2
+    assert result["missed_people"] == 0  # person 2 (only dark) is optional
+    assert result["optional_people"] == 1
     assert result["false_people"] == 1  # cluster 2
     assert result["unlabelled"] == 2 and result["labelled"] == 8
     assert result["noise_labelled"] == 1
@@ -323,8 +358,8 @@ def test_summarise_pools_items_and_people() -> None:
     perfect = evaluate_video(
         truth,
         SystemOutput(
-            [Detection(0.0, A_BOX, 0), Detection(1.0, _b_box(1.0), 1), Detection(3.5, A_BOX, 2)],
-            [Pick(0, 0.0, A_BOX), Pick(1, 1.0, _b_box(1.0)), Pick(2, 3.5, A_BOX)],
+            [Detection(0.0, A_BOX, 0), Detection(1.0, _b_box(1.0), 1), Detection(3.5, A_BOX, -1)],
+            [Pick(0, 0.0, A_BOX), Pick(1, 1.0, _b_box(1.0))],
         ),
     )
     lumped = evaluate_video(
@@ -339,8 +374,9 @@ def test_summarise_pools_items_and_people() -> None:
     assert summary["bcubed_precision"] == pytest.approx((3 + 1) / 5)
     assert summary["bcubed_recall"] == 1.0
     assert summary["bcubed_f1_macro"] == pytest.approx((1.0 + 2 / 3) / 2, abs=1e-4)
-    # lumped: cluster 0 maps to person 0 (tie 1:1 -> lower index); persons 1, 2 missed.
-    assert summary["missed_people"] == 2
+    # lumped: cluster 0 maps to person 0 (tie 1:1 -> lower index); person 1 missed (person
+    # 2, only ever dark, is optional).
+    assert summary["missed_people"] == 1
     assert summary["best_frame_hits"] == 3 and summary["best_frame_n"] == 4
     assert summary["by_degradation"]["clean"]["detections"] == 4
     # 2 clean stretches per video; "lumped" saw person 0's, and person 1's clean stretch.
