@@ -249,10 +249,10 @@ def summarize_detections(
     """
     from modal_gpu.worker import join_replies
     from talent_assets.core.clustering import (
-        MIN_SCREEN_TIME_S,
         ClusteringParams,
         FaceArrays,
         cluster_identities,
+        identifiable_norm_for_pack,
         threshold_for_pack,
     )
     from talent_assets.core.manifest import build_manifest
@@ -264,7 +264,7 @@ def summarize_detections(
         faces,
         ClusteringParams(
             threshold=threshold_for_pack(model_pack),
-            min_screen_time_s=MIN_SCREEN_TIME_S,
+            min_embedding_norm=identifiable_norm_for_pack(model_pack),
             sample_fps=sample_fps,
         ),
     )

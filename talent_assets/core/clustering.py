@@ -5,6 +5,14 @@ embeddings agree), so the unit that gets clustered is a short, confident stretch
 rather than a single, possibly poor, detection. Tracks are clustered by average-linkage on
 cosine distance of their quality-weighted embeddings, with one hard rule: two tracks that are
 on screen in the same frame are different people and are never merged.
+
+Only *identifiable* faces (:func:`identifiable_faces`: a clear enough face whose embedding
+carries enough signal) found people. A face that is detected but not identifiable (out of
+focus, motion-blurred, occluded, dark, turned away) belongs to a person only through a
+confident link: its track holds identifiable faces of that person, or its track is clearly
+more similar to one person than to anyone else; otherwise it stays unassigned (-1). A person
+needs identifiable faces in at least ``min_identifiable_frames`` sampled frames, wherever
+they are in the video, so a guest seen in a few short flashes counts and a blur does not.
 """
 
 from __future__ import annotations
@@ -18,6 +26,22 @@ import pyarrow as pa
 # MobileFaceNet (bundled) embeddings are noisier than R50's (buffalo_l), so its cut is looser.
 CLUSTER_THRESHOLDS = {"bundled": 0.62, "buffalo_l": 0.60}
 DEFAULT_CLUSTER_THRESHOLD = 0.62
+
+# A face is identifiable when its ArcFace embedding had at least this L2 norm before
+# normalisation (the norm falls as a face loses identity signal: blur, occlusion, darkness,
+# a turned head) and its face_quality reaches IDENTIFIABLE_MIN_QUALITY. Measured on the
+# evaluation set with the bundled pack (docs/performance.md): clean faces 18.6-27.1 (5th
+# percentile 20.4), defocused 15.9, motion-blurred 16-18, eye bar 16.8-18.5, dark 16.6-22
+# (but quality <= 25), soft 15.6-21 (quality <= 45), half out <= 16.7, profile <= 16.6.
+# buffalo_l cannot be measured offline; its R50 norms are on a similar scale, so it uses
+# the same value until measured.
+IDENTIFIABLE_MIN_NORM = {"bundled": 19.0, "buffalo_l": 19.0}
+IDENTIFIABLE_MIN_QUALITY = 35.0
+
+
+def identifiable_norm_for_pack(pack: str) -> float:
+    """The embedding-norm floor of an identifiable face for a model pack."""
+    return IDENTIFIABLE_MIN_NORM.get(pack, IDENTIFIABLE_MIN_NORM["bundled"])
 
 
 def threshold_for_pack(pack: str) -> float:
@@ -35,6 +59,7 @@ class FaceArrays:
     boxes: np.ndarray  # (n, 4) float
     embeddings: np.ndarray  # (n, 512) float, L2-normalised
     quality: np.ndarray  # (n,) float, 0–100
+    embedding_norm: np.ndarray | None = None  # (n,) float: norm before normalisation
 
     def __len__(self) -> int:
         return len(self.frame_index)
@@ -57,13 +82,13 @@ class FaceArrays:
             else np.zeros((0, 4)),
             embeddings=matrix("embedding", 512) if n else np.zeros((0, 512), np.float32),
             quality=table["face_quality"].to_numpy().astype(np.float64),
+            embedding_norm=table["embedding_norm"].to_numpy().astype(np.float64),
         )
 
 
-# The pipeline's rule for talent (identity_clusters' default, and the Modal one-off summary's):
-# a cluster on screen for less than this in total is not a person. The unit default below is
-# 0 so that the clustering itself can be tested on a few faces.
-MIN_SCREEN_TIME_S = 2.0
+# A person needs identifiable faces in at least this many sampled frames (anywhere in the
+# video): one good frame can be a look-alike or a stray, two are evidence.
+MIN_IDENTIFIABLE_FRAMES = 2
 
 
 @dataclass(frozen=True)
@@ -76,8 +101,15 @@ class ClusteringParams:
     track_max_gap_s: float = 1.01
     min_faces: int = 2
     min_best_quality: float = 25.0
-    # Talent is on screen for a while: a cluster seen for less than this in total is noise
-    # (a passer-by, or a stray cluster of weak detections). 0 disables the rule.
+    min_identifiable_frames: int = MIN_IDENTIFIABLE_FRAMES
+    min_embedding_norm: float = IDENTIFIABLE_MIN_NORM["bundled"]
+    min_identifiable_quality: float = IDENTIFIABLE_MIN_QUALITY
+    # A track of unidentifiable faces joins a person when its mean embedding is at least
+    # this similar to the person's centre and join_margin more similar than to anyone else.
+    # Measured: unidentifiable faces sit 0.14-0.83 from their own person, <= 0.24 from others.
+    join_similarity: float = 0.45
+    join_margin: float = 0.15
+    # Optional filter: a person seen for less than this in total is dropped (0 = off).
     min_screen_time_s: float = 0.0
     sample_fps: float = 2.0
 
@@ -90,6 +122,7 @@ class Clustering:
     person_id: np.ndarray
     similarity: np.ndarray
     people: int
+    identifiable: np.ndarray  # per face: could found a person on its own
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -242,52 +275,145 @@ def _cut(merges: list[tuple[float, int, int]], n: int, threshold: float) -> np.n
     return np.array([first[int(label)] for label in labels], dtype=np.int32)
 
 
+def identifiable_faces(faces: FaceArrays, params: ClusteringParams) -> np.ndarray:
+    """Per face: is its embedding trustworthy enough to found a person on its own?"""
+    quality_ok = faces.quality >= params.min_identifiable_quality
+    if faces.embedding_norm is None:  # arrays built without norms (older tables): quality only
+        return quality_ok
+    return quality_ok & (faces.embedding_norm >= params.min_embedding_norm)
+
+
 def cluster_identities(faces: FaceArrays, params: ClusteringParams) -> Clustering:
     """Assign every face a track and a person; people are numbered by first appearance."""
     n = len(faces)
     if n == 0:
         empty = np.zeros(0, dtype=np.int32)
-        return Clustering(empty, empty, np.zeros(0, dtype=np.float32), 0)
+        return Clustering(empty, empty, np.zeros(0, dtype=np.float32), 0, np.zeros(0, bool))
+    identifiable = identifiable_faces(faces, params)
     track_ids = build_tracks(faces, params)
     tracks = np.unique(track_ids)
-    weights = np.maximum(faces.quality, 1.0) ** 2  # trust the good faces of a track most
-    track_vectors = np.stack(
-        [_weighted_mean(faces.embeddings[track_ids == t], weights[track_ids == t]) for t in tracks]
-    )
-    # Tracks sharing a frame are two people on screen together.
     track_pos = np.searchsorted(tracks, track_ids)
-    cannot = np.zeros((len(tracks), len(tracks)), dtype=bool)
+    cannot = _together_on_screen(faces, track_pos, len(tracks))
+    strong = np.array([identifiable[track_pos == k].any() for k in range(len(tracks))], bool)
+    weights = np.maximum(faces.quality, 1.0) ** 2  # trust the good faces of a track most
+    cluster_of_track = np.full(len(tracks), -1, dtype=np.int64)
+    if strong.any():
+        vectors = np.stack(
+            [
+                _weighted_mean(
+                    faces.embeddings[(track_pos == k) & identifiable],
+                    weights[(track_pos == k) & identifiable],
+                )
+                for k in np.flatnonzero(strong)
+            ]
+        )
+        labels = constrained_average_linkage(
+            vectors, cannot[np.ix_(strong, strong)], params.threshold
+        )
+        cluster_of_track[strong] = labels
+    person_of_track = _people_with_evidence(
+        faces, params, identifiable, track_pos, cluster_of_track
+    )
+    anchor_weights = np.where(identifiable, weights, 0.0)
+    _join_weak_tracks(faces, params, anchor_weights, weights, track_pos, cannot, person_of_track)
+    person_id = _number_by_first_appearance(faces, person_of_track[track_pos])
+    people = int(person_id.max()) + 1 if (person_id >= 0).any() else 0
+    similarity = np.zeros(n, dtype=np.float32)
+    for p in range(people):
+        members = person_id == p
+        anchors = members & identifiable
+        centroid = _weighted_mean(faces.embeddings[anchors], weights[anchors])
+        similarity[members] = faces.embeddings[members] @ centroid
+    return Clustering(track_ids, person_id, similarity, people, identifiable)
+
+
+def _together_on_screen(faces: FaceArrays, track_pos: np.ndarray, n_tracks: int) -> np.ndarray:
+    """Cannot-link matrix: tracks sharing a frame are two people on screen together."""
+    cannot = np.zeros((n_tracks, n_tracks), dtype=bool)
     for frame in np.unique(faces.frame_index):
         present = np.unique(track_pos[faces.frame_index == frame])
         if len(present) > 1:
             cannot[np.ix_(present, present)] = True
     np.fill_diagonal(cannot, False)
-    track_cluster = constrained_average_linkage(track_vectors, cannot, params.threshold)
-    cluster_of_face = track_cluster[track_pos]
+    return cannot
 
-    # Keep clusters with enough evidence; number them by first appearance.
-    people: list[tuple[float, int]] = []
-    for c in np.unique(cluster_of_face):
+
+def _people_with_evidence(
+    faces: FaceArrays,
+    params: ClusteringParams,
+    identifiable: np.ndarray,
+    track_pos: np.ndarray,
+    cluster_of_track: np.ndarray,
+) -> np.ndarray:
+    """Person (provisional id) per track: clusters with enough evidence; -1 for the rest."""
+    person_of_track = np.full(len(cluster_of_track), -1, dtype=np.int64)
+    cluster_of_face = cluster_of_track[track_pos]
+    for c in np.unique(cluster_of_track[cluster_of_track >= 0]):
         members = cluster_of_face == c
-        if members.sum() < params.min_faces:
-            continue
+        evidence = len(np.unique(faces.frame_index[members & identifiable]))
         frames_seen = len(np.unique(faces.frame_index[members]))
-        if frames_seen / params.sample_fps < params.min_screen_time_s - 1e-9:
+        if (
+            members.sum() < params.min_faces
+            or evidence < params.min_identifiable_frames
+            or frames_seen / params.sample_fps < params.min_screen_time_s - 1e-9
+            or faces.quality[members].max() < params.min_best_quality
+        ):
             continue
-        if faces.quality[members].max() < params.min_best_quality:
-            continue
-        people.append((float(faces.timestamp_s[members].min()), int(c)))
-    people.sort()
-    person_of_cluster = {c: p for p, (_, c) in enumerate(people)}
-    person_id = np.array(
-        [person_of_cluster.get(int(c), -1) for c in cluster_of_face], dtype=np.int32
+        person_of_track[cluster_of_track == c] = c
+    return person_of_track
+
+
+def _join_weak_tracks(
+    faces: FaceArrays,
+    params: ClusteringParams,
+    anchor_weights: np.ndarray,
+    weights: np.ndarray,
+    track_pos: np.ndarray,
+    cannot: np.ndarray,
+    person_of_track: np.ndarray,
+) -> None:
+    """Give each unassigned track to a person it clearly resembles and never shares a frame
+    with (in place); tracks that resemble nobody clearly stay -1. A person's centre is the
+    mean of their identifiable faces (``anchor_weights`` are 0 elsewhere)."""
+    people = np.unique(person_of_track[person_of_track >= 0])
+    if not len(people):
+        return
+    members = {int(p): person_of_track == p for p in people}
+    centres = np.stack(
+        [
+            _weighted_mean(*_faces_of(faces, anchor_weights, track_pos, members[int(p)]))
+            for p in people
+        ]
     )
-    similarity = np.zeros(n, dtype=np.float32)
-    for p in range(len(people)):
-        members = person_id == p
-        centroid = _weighted_mean(faces.embeddings[members], weights[members])
-        similarity[members] = faces.embeddings[members] @ centroid
-    return Clustering(track_ids, person_id, similarity, len(people))
+    for k in np.flatnonzero(person_of_track < 0):
+        vector = _weighted_mean(*_faces_of(faces, weights, track_pos, np.arange(len(cannot)) == k))
+        sims = centres @ vector
+        order = np.argsort(-sims)
+        best = order[0]
+        second = sims[order[1]] if len(order) > 1 else -1.0
+        clear = sims[best] >= params.join_similarity and sims[best] - second >= params.join_margin
+        target = int(people[best])
+        if clear and not cannot[k, members[target]].any():
+            person_of_track[k] = target
+            members[target][k] = True  # later tracks must not share a frame with this one
+
+
+def _faces_of(
+    faces: FaceArrays, weights: np.ndarray, track_pos: np.ndarray, tracks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and weights of the faces on the selected tracks (a boolean track mask)."""
+    mask = tracks[track_pos]
+    return faces.embeddings[mask], weights[mask]
+
+
+def _number_by_first_appearance(faces: FaceArrays, provisional: np.ndarray) -> np.ndarray:
+    """Renumber provisional person ids 0..k-1 in order of each person's first face."""
+    firsts = sorted(
+        (float(faces.timestamp_s[provisional == p].min()), int(p))
+        for p in np.unique(provisional[provisional >= 0])
+    )
+    number = {p: i for i, (_, p) in enumerate(firsts)}
+    return np.array([number.get(int(p), -1) for p in provisional], dtype=np.int32)
 
 
 def person_centroid(embeddings: np.ndarray, quality: np.ndarray) -> np.ndarray:

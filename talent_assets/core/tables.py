@@ -33,6 +33,9 @@ IDENTITY_CLUSTERS_SCHEMA = pa.schema(
         pa.field("track_id", pa.int32(), nullable=False),
         pa.field("person_id", pa.int32(), nullable=False),  # -1 = unassigned noise
         pa.field("similarity_to_person", pa.float32()),
+        # Whether the face could found a person on its own (clear, with a strong embedding);
+        # others join a person only through their track or a clear similarity.
+        pa.field("identifiable", pa.bool_()),
     ]
 )
 
@@ -45,6 +48,8 @@ SELECTED_FRAMES_SCHEMA = pa.schema(
         pa.field("score", pa.float32(), nullable=False),
         pa.field("face_quality", pa.float32(), nullable=False),
         pa.field("centrality", pa.float32(), nullable=False),
+        # 0 = the face is as clear as the person's strongest, 1 = heavily occluded/blurred.
+        pa.field("occlusion", pa.float32(), nullable=False),
         pa.field("x1", pa.float32(), nullable=False),
         pa.field("y1", pa.float32(), nullable=False),
         pa.field("x2", pa.float32(), nullable=False),

@@ -116,6 +116,7 @@ def _row(
         "score": person.score,
         "face_quality": person.face_quality,
         "centrality": person.centrality,
+        "occlusion": person.occlusion,
         "x1": float(bbox[0]),
         "y1": float(bbox[1]),
         "x2": float(bbox[2]),
@@ -130,25 +131,20 @@ def _row(
     }
 
 
-def aligned_person_ids(
+def align_to_faces(
     faces_frame_index: list[int],
     faces_face_index: list[int],
     clusters_frame_index: list[int],
     clusters_face_index: list[int],
-    clusters_person_id: list[int],
-) -> np.ndarray | None:
-    """person_id per face row, joined on (frame_index, face_index); None when the clusters
-    do not cover exactly these faces (out of date)."""
-    if len(clusters_person_id) != len(faces_frame_index):
+    values: list[Any],
+) -> list[Any] | None:
+    """``values`` (one per identity_clusters row) in face_detections row order, joined on
+    (frame_index, face_index); None when the clusters do not cover exactly these faces."""
+    if len(values) != len(faces_frame_index):
         return None
-    index = dict(
-        zip(zip(clusters_frame_index, clusters_face_index, strict=True), clusters_person_id,
-            strict=True)
-    )  # fmt: skip
+    index = dict(zip(zip(clusters_frame_index, clusters_face_index, strict=True), values,
+                     strict=True))  # fmt: skip
     try:
-        return np.array(
-            [index[k] for k in zip(faces_frame_index, faces_face_index, strict=True)],
-            dtype=np.int32,
-        )
+        return [index[k] for k in zip(faces_frame_index, faces_face_index, strict=True)]
     except KeyError:
         return None

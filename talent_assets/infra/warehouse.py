@@ -92,13 +92,21 @@ class Warehouse:
         return self.store.location(key)
 
     def read(self, table_name: str, video_id: str) -> pa.Table | None:
-        """The partition's rows, or None if it was never written."""
+        """The partition's rows, or None if it was never written.
+
+        A partition written before a nullable column was added reads with that column null,
+        so older outputs stay usable after an upgrade (downstream assets re-run on them).
+        """
         try:
             data = self.store.get_bytes(self.partition_key(table_name, video_id))
         except ObjectNotFoundError:
             return None
         table = pq.read_table(io.BytesIO(data))
-        return table.cast(TABLE_SCHEMAS[table_name])
+        schema = TABLE_SCHEMAS[table_name]
+        for field in schema:
+            if field.name not in table.column_names and field.nullable:
+                table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
+        return table.select(schema.names).cast(schema)
 
     def delete(self, table_name: str, video_id: str) -> None:
         self.store.delete([self.partition_key(table_name, video_id)])

@@ -176,7 +176,7 @@ def test_single_face_person_is_noise() -> None:
     assert (np.delete(result.person_id, b_row) == 0).all()
 
     # With min_faces=1 the same face is a person of its own.
-    relaxed = cluster_identities(faces, ClusteringParams(min_faces=1))
+    relaxed = cluster_identities(faces, ClusteringParams(min_faces=1, min_identifiable_frames=1))
     assert relaxed.people == 2
     assert relaxed.person_id[b_row] == 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from modal_gpu.schema import EMBEDDING_DIM
@@ -244,9 +246,26 @@ def clusters_table(video_id: str, n: int, offset: int = 0) -> pa.Table:
             "timestamp_s": [(offset + i) / 2 for i in range(n)],
             "track_id": [i // 2 for i in range(n)],
             "similarity_to_person": [0.5] * n,
+            "identifiable": [i % 2 == 0 for i in range(n)],
             "extra_column": ["dropped"] * n,
         }
     )
+
+
+def test_partitions_written_before_a_nullable_column_existed_read_with_nulls(
+    store: LocalObjectStore,
+) -> None:
+    """An upgrade adds identity_clusters.identifiable: older partitions must stay readable."""
+    wh = Warehouse(store, "warehouse/")
+    old = clusters_table("old", 3).drop_columns(["identifiable", "extra_column"])
+    key = wh.partition_key("identity_clusters", "old")
+    buffer = io.BytesIO()
+    pq.write_table(old, buffer)
+    store.put_bytes(key, buffer.getvalue(), "application/vnd.apache.parquet")
+    back = wh.read("identity_clusters", "old")
+    assert back is not None and back.schema == IDENTITY_CLUSTERS_SCHEMA
+    assert back["identifiable"].to_pylist() == [None, None, None]
+    assert back["person_id"].to_pylist() == [-1, 0, 1]
 
 
 def test_warehouse_write_read_round_trip(store: LocalObjectStore) -> None:
@@ -335,6 +354,7 @@ def test_warehouse_videos_and_selected_frames(store: LocalObjectStore) -> None:
         "score": 80.5,
         "face_quality": 90.0,
         "centrality": 1.0,
+        "occlusion": 0.0,
         "x1": 1.0,
         "y1": 2.0,
         "x2": 3.0,

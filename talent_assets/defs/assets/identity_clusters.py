@@ -16,10 +16,10 @@ from dagster import (
 
 from talent_assets.core.checks import check_every_face_assigned, check_one_person_per_frame
 from talent_assets.core.clustering import (
-    MIN_SCREEN_TIME_S,
     ClusteringParams,
     FaceArrays,
     cluster_identities,
+    identifiable_norm_for_pack,
     threshold_for_pack,
 )
 from talent_assets.core.tables import IDENTITY_CLUSTERS_SCHEMA
@@ -35,7 +35,13 @@ class IdentityClusteringConfig(Config):
     threshold: float | None = None  # None: the threshold calibrated for the model pack
     min_faces: int = ClusteringParams.min_faces
     min_best_quality: float = ClusteringParams.min_best_quality
-    min_screen_time_s: float = MIN_SCREEN_TIME_S
+    # A person needs identifiable faces in this many sampled frames, wherever they are.
+    min_identifiable_frames: int = ClusteringParams.min_identifiable_frames
+    min_embedding_norm: float | None = None  # None: the floor calibrated for the model pack
+    min_identifiable_quality: float = ClusteringParams.min_identifiable_quality
+    join_similarity: float = ClusteringParams.join_similarity
+    # Optional filter on total screen time (s); 0 keeps everyone with enough evidence.
+    min_screen_time_s: float = ClusteringParams.min_screen_time_s
     track_iou: float = ClusteringParams.track_iou
     track_similarity: float = ClusteringParams.track_similarity
 
@@ -51,8 +57,10 @@ class IdentityClusteringConfig(Config):
     ],
     description=(
         "Faces linked into tracks (box overlap + embedding), tracks clustered into people by "
-        "average-linkage cosine distance; faces on screen together are never merged. "
-        "person_id -1 marks noise. Writes the `identity_clusters` table."
+        "average-linkage cosine distance; faces on screen together are never merged. Only "
+        "identifiable faces found people (a person needs them in 2 sampled frames); blurred "
+        "or occluded faces join through their track or a clear similarity. person_id -1 "
+        "marks noise. Writes the `identity_clusters` table."
     ),
 )
 def identity_clusters(
@@ -62,19 +70,8 @@ def identity_clusters(
     started = time.perf_counter()
     faces_table = face_table_of(storage, video_id)
     packs = set(faces_table["model_pack"].to_pylist())
-    threshold = config.threshold
-    if threshold is None:
-        pack = next(iter(packs)) if len(packs) == 1 else ""
-        threshold = threshold_for_pack(pack)
-    params = ClusteringParams(
-        threshold=threshold,
-        track_iou=config.track_iou,
-        track_similarity=config.track_similarity,
-        min_faces=config.min_faces,
-        min_best_quality=config.min_best_quality,
-        min_screen_time_s=config.min_screen_time_s,
-        sample_fps=float(upstream_metadata(context, "face_detections").get("sample_fps", 2.0)),
-    )
+    sample_fps = float(upstream_metadata(context, "face_detections").get("sample_fps", 2.0))
+    params = clustering_params(config, next(iter(packs)) if len(packs) == 1 else "", sample_fps)
     faces = FaceArrays.from_table(faces_table)
     result = cluster_identities(faces, params)
     table = pa.Table.from_pydict(
@@ -86,6 +83,7 @@ def identity_clusters(
             "track_id": result.track_id,
             "person_id": result.person_id,
             "similarity_to_person": result.similarity,
+            "identifiable": result.identifiable,
         },
         schema=IDENTITY_CLUSTERS_SCHEMA,
     )
@@ -98,7 +96,8 @@ def identity_clusters(
             "faces": len(faces),
             "tracks": len(np.unique(result.track_id)),
             "noise_faces": int((result.person_id < 0).sum()),
-            "threshold": threshold,
+            "identifiable_faces": int(result.identifiable.sum()),
+            "threshold": params.threshold,
             "table": MetadataValue.path(location),
             "wall_s": round(time.perf_counter() - started, 3),
         },
@@ -110,4 +109,25 @@ def identity_clusters(
                 check_name="one_person_per_frame", passed=frame_ok, description=frame_msg
             ),
         ],
+    )
+
+
+def clustering_params(
+    config: IdentityClusteringConfig, pack: str, sample_fps: float
+) -> ClusteringParams:
+    """The run config, with the threshold and norm floor calibrated for ``pack`` by default."""
+    threshold = config.threshold if config.threshold is not None else threshold_for_pack(pack)
+    min_norm = config.min_embedding_norm
+    return ClusteringParams(
+        threshold=threshold,
+        min_identifiable_frames=config.min_identifiable_frames,
+        min_embedding_norm=min_norm if min_norm is not None else identifiable_norm_for_pack(pack),
+        min_identifiable_quality=config.min_identifiable_quality,
+        join_similarity=config.join_similarity,
+        track_iou=config.track_iou,
+        track_similarity=config.track_similarity,
+        min_faces=config.min_faces,
+        min_best_quality=config.min_best_quality,
+        min_screen_time_s=config.min_screen_time_s,
+        sample_fps=sample_fps,
     )

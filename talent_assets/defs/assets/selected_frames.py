@@ -28,7 +28,7 @@ from talent_assets.core.tables import SELECTED_FRAMES_SCHEMA
 from talent_assets.core.talent_frames import (
     OutputLinks,
     TalentFrames,
-    aligned_person_ids,
+    align_to_faces,
     build_talent_frames,
 )
 from talent_assets.defs.assets.face_detections import face_table_of
@@ -59,6 +59,7 @@ class ClusteredFaces:
     faces_table: pa.Table
     faces: FaceArrays
     person_ids: np.ndarray
+    identifiable: np.ndarray | None  # None for tables written before the column existed
     sample_fps: float
     detections_meta: dict[str, Any]
 
@@ -87,7 +88,7 @@ def selected_frames(
     params = SelectionParams(
         centrality_weight=config.centrality_weight, sample_fps=inputs.sample_fps
     )
-    chosen = select_best_frames(inputs.faces, inputs.person_ids, params)
+    chosen = select_best_frames(inputs.faces, inputs.person_ids, params, inputs.identifiable)
     decode_started = time.perf_counter()
     frames = decode_chosen_frames(storage, inputs.video, inputs.faces, chosen)
     decode_s = time.perf_counter() - decode_started
@@ -148,21 +149,24 @@ def load_clustered_faces(
         raise input_failure(
             f"identity_clusters has not been materialised for {video_id}", "out_of_date"
         )
-    person_ids = aligned_person_ids(
+    keys = (
         faces_table["frame_index"].to_pylist(),
         faces_table["face_index"].to_pylist(),
         clusters["frame_index"].to_pylist(),
         clusters["face_index"].to_pylist(),
-        clusters["person_id"].to_pylist(),
     )
+    person_ids = align_to_faces(*keys, clusters["person_id"].to_pylist())
     if person_ids is None:
         raise input_failure(OUT_OF_DATE, "out_of_date")
+    flags = clusters["identifiable"].to_pylist()
+    identifiable = align_to_faces(*keys, flags) if None not in flags else None
     detections_meta = upstream_metadata(context, "face_detections")
     return ClusteredFaces(
         video=video,
         faces_table=faces_table,
         faces=FaceArrays.from_table(faces_table),
-        person_ids=person_ids,
+        person_ids=np.array(person_ids, dtype=np.int32),
+        identifiable=np.array(identifiable, dtype=bool) if identifiable is not None else None,
         sample_fps=float(detections_meta.get("sample_fps", detector.sample_fps)),
         detections_meta=detections_meta,
     )
