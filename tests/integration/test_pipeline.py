@@ -10,13 +10,15 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetCheckKey, AssetKey, DagsterInstance
 
 from talent_assets.core.clustering import box_iou
 from talent_assets.infra.settings import Settings
 from tests.support import media
 from tests.support.pipeline import (
+    ASSET_CHECKS,
     TABLES,
+    check_evaluations,
     manifest_of,
     output_keys,
     run_key,
@@ -114,13 +116,27 @@ def test_three_people_found_with_correct_frames(
     detections = tables.read("face_detections", video_id)
     assert clusters.num_rows == detections.num_rows == manifest["metrics"]["faces_detected"]
 
-    # Asset checks ran with the materialisations and passed.
-    for check in (
-        dagster_instance.get_asset_check_keys()
-        if hasattr(dagster_instance, "get_asset_check_keys")
-        else []
-    ):
-        del check
+    # Asset checks ran with the materialisations and passed, each with its reason.
+    evaluations = check_evaluations(dagster_instance, outcome.run_id)
+    assert set(evaluations) == ASSET_CHECKS
+    faces = detections.num_rows
+    reasons = {
+        "schema_matches": f"{detections.num_columns} columns as specified",
+        "embeddings_unit_norm": f"all {faces} embeddings have unit norm (max error ",
+        "frames_analyzed": "16 frames analysed",
+        "every_face_assigned": f"{faces} faces assigned",
+        "one_person_per_frame": "no person appears twice in one frame",
+        "person_ids_contiguous": "person ids 0..2",
+    }
+    for (asset, name), evaluation in evaluations.items():
+        assert evaluation.passed, (asset, name, evaluation.description)
+        assert (evaluation.description or "").startswith(reasons[name]), evaluation
+        # The instance records each check's latest execution as succeeded, for this run.
+        latest = dagster_instance.get_latest_asset_check_evaluation_record(
+            AssetCheckKey(AssetKey(asset), name)
+        )
+        assert latest is not None and latest.run_id == outcome.run_id
+        assert latest.status.value == "SUCCEEDED", (asset, name, latest.status)
     record = dagster_instance.get_latest_materialization_event(AssetKey("selected_frames"))
     assert record is not None
     assert record.asset_materialization.metadata["people_found"].value == 3
