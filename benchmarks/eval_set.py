@@ -521,12 +521,58 @@ REAL_CLIPS: tuple[RealClip, ...] = (
     RealClip("no_face", "no_face.mp4", "animated titles only", ()),
 )
 
-NAMES: tuple[str, ...] = tuple(s.name for s in SYNTHETIC) + tuple(c.name for c in REAL_CLIPS)
+
+@dataclass(frozen=True)
+class PhotoPan:
+    """A camera filming a real group photo: pans, zooms, a focus pull, a whip pan."""
+
+    name: str
+    description: str
+    moves: Callable[[], list[media.CameraMove]]
+    size: tuple[int, int] = (1280, 720)
+    fps: int = 25
 
 
-def _spec_hash(spec: Synthetic | RealClip) -> str:
+def _solvay_crowd() -> list[media.CameraMove]:
+    """29 people of the 1927 Solvay photo (faces 61-86 px in the 2126-px photo).
+
+    Wide (0.55x: faces 34-47 px, some "distant"), a zoom in to 1.05x on the left, a pan
+    across at 1.05x (64-90 px), a focus pull, the right side sharp, a whip pan back (motion
+    blur), a slower pan at 0.85x (52-73 px), and a pull back to 0.4x (all distant).
+    """
+    M = media.CameraMove
+    return [
+        M(4.0, 0.55, (1070, 700), end_centre=(1100, 700)),
+        M(5.0, 0.55, (1100, 700), end_scale=1.05, end_centre=(640, 700)),
+        M(8.0, 1.05, (640, 700), end_centre=(1500, 700)),
+        M(3.0, 1.05, (1500, 700), look="defocus", strength=5.0),
+        M(3.0, 1.05, (1500, 700), end_centre=(1560, 690)),
+        M(2.0, 1.0, (1560, 690), end_centre=(700, 690), look="motion", strength=28.0),
+        M(7.0, 0.85, (700, 690), end_centre=(1450, 700)),
+        M(3.0, 0.85, (1450, 700), end_scale=0.4, end_centre=(1070, 700)),
+    ]
+
+
+PHOTO_PANS: tuple[PhotoPan, ...] = (
+    PhotoPan(
+        "crowd_solvay",
+        "29 people of a 1927 group photo: pans, zooms, a focus pull, a whip pan; 34-90 px faces",
+        _solvay_crowd,
+    ),
+)
+
+NAMES: tuple[str, ...] = (
+    tuple(s.name for s in SYNTHETIC)
+    + tuple(s.name for s in PHOTO_PANS)
+    + tuple(c.name for c in REAL_CLIPS)
+)
+
+
+def _spec_hash(spec: Synthetic | PhotoPan | RealClip) -> str:
     if isinstance(spec, Synthetic):
         payload = repr((EVAL_SET_VERSION, spec.segments(), spec.size, spec.fps, spec.rotate))
+    elif isinstance(spec, PhotoPan):
+        payload = repr((EVAL_SET_VERSION, spec.moves(), spec.size, spec.fps))
     else:
         payload = repr((EVAL_SET_VERSION, spec))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -614,6 +660,38 @@ def _build_synthetic(spec: Synthetic, out: Path, force: bool) -> dict[str, Any]:
     return data
 
 
+def _build_photo_pan(spec: PhotoPan, out: Path, force: bool) -> dict[str, Any]:
+    video = out / "videos" / f"{spec.name}.mp4"
+    truth_path = out / "truth" / f"{spec.name}.json"
+    spec_hash = _spec_hash(spec)
+    if not force and _is_current(truth_path, video, spec_hash):
+        return json.loads(truth_path.read_text())
+    started = time.perf_counter()
+    names = [f"solvay_{i:02d}" for i in range(len(media.SOLVAY_FACE_BOXES))]
+    truth = media.build_photo_pan_video(
+        video, media.solvay_photo(), media.SOLVAY_FACE_BOXES, spec.moves(), names=names,
+        size=spec.size, fps=spec.fps,
+    )  # fmt: skip
+    data = truth.to_dict()
+    _check_truth(truth, data)
+    data.update(
+        name=spec.name,
+        kind="photo_pan",
+        description=spec.description,
+        video=str(video.relative_to(out)),
+        spec_hash=spec_hash,
+        names={str(p): names[p] for p in sorted(truth.intervals)},
+        true_people=len(truth.intervals),
+    )
+    _atomic_json(truth_path, data)
+    print(
+        f"built {spec.name}: {truth.duration_s:.1f} s, {data['true_people']} people "
+        f"({time.perf_counter() - started:.0f} s)",
+        file=sys.stderr,
+    )
+    return data
+
+
 def _build_real(spec: RealClip, out: Path, force: bool) -> dict[str, Any]:
     from modal_gpu.video import probe_video
 
@@ -678,11 +756,13 @@ def build_eval_set(
     if unknown:
         raise SystemExit(f"unknown eval video(s) {unknown}; choose from {list(NAMES)}")
     entries = []
-    for spec in (*SYNTHETIC, *REAL_CLIPS):
+    for spec in (*SYNTHETIC, *PHOTO_PANS, *REAL_CLIPS):
         if spec.name not in wanted:
             continue
         if isinstance(spec, Synthetic):
             data = _build_synthetic(spec, out, force)
+        elif isinstance(spec, PhotoPan):
+            data = _build_photo_pan(spec, out, force)
         else:
             data = _build_real(spec, out, force)
         entries.append(

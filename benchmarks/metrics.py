@@ -66,11 +66,14 @@ UNRATED = "unrated"
 NOISE = -1
 #: Degradations under which a face is not identifiable: nobody could say from it alone who
 #: it is (media's "blur", "dark", "tiny", "half_out", "profile" and the hard-footage
-#: "occluded", "mic", "motion", "defocus"). "soft_blur", "small" and real clips count as
-#: identifiable.
+#: "occluded", "mic", "motion", "defocus", and "distant": a face under 40 px in a crowd).
+#: "soft_blur", "small" and real clips count as identifiable.
 UNIDENTIFIABLE = frozenset(
-    {"blur", "dark", "tiny", "half_out", "profile", "occluded", "mic", "motion", "defocus"}
-)
+    {
+        "blur", "dark", "tiny", "half_out", "profile", "occluded", "mic", "motion", "defocus",
+        "distant",
+    }
+)  # fmt: skip
 #: A true person must be found when they are identifiable in at least this many sampled
 #: frames (the pipeline's evidence rule); others are optional, and a predicted person made
 #: of them is a phantom (a false person).

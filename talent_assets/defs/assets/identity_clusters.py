@@ -39,6 +39,7 @@ class IdentityClusteringConfig(Config):
     min_identifiable_frames: int = ClusteringParams.min_identifiable_frames
     min_embedding_norm: float | None = None  # None: the floor calibrated for the model pack
     min_identifiable_quality: float = ClusteringParams.min_identifiable_quality
+    min_sharpness_per_px: float = ClusteringParams.min_sharpness_per_px
     join_similarity: float = ClusteringParams.join_similarity
     # Optional filter on total screen time (s); 0 keeps everyone with enough evidence.
     min_screen_time_s: float = ClusteringParams.min_screen_time_s
@@ -123,6 +124,7 @@ def clustering_params(
         min_identifiable_frames=config.min_identifiable_frames,
         min_embedding_norm=min_norm if min_norm is not None else identifiable_norm_for_pack(pack),
         min_identifiable_quality=config.min_identifiable_quality,
+        min_sharpness_per_px=config.min_sharpness_per_px,
         join_similarity=config.join_similarity,
         track_iou=config.track_iou,
         track_similarity=config.track_similarity,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -30,11 +31,16 @@ def people_metadata(
     results: list[dict[str, Any]],
     sheet: np.ndarray,
     timeline_png: bytes,
+    location: Callable[[str], str],
 ) -> dict[str, Any]:
-    """The people as markdown and as a table, the contact sheet preview and the timeline."""
+    """The people as markdown and as a table, the contact sheet preview and the timeline.
+
+    Frames are named by ``location`` (``s3://bucket/key`` or a local path), never by their
+    presigned link: a SigV4 link carries the access key id, which must not reach metadata.
+    """
     return {
         "people_found": len(results),
-        "people": MetadataValue.md(people_markdown(results) if results else "no people"),
+        "people": MetadataValue.md(people_markdown(results, location) if results else "no people"),
         # The markdown above opens in a dialog once it is long; a table renders inline.
         "people_table": MetadataValue.table(
             records=[
@@ -59,14 +65,14 @@ def people_metadata(
     }
 
 
-def people_markdown(results: list[dict[str, Any]]) -> str:
-    """A markdown table of the people with a link to each frame."""
+def people_markdown(results: list[dict[str, Any]], location: Callable[[str], str]) -> str:
+    """A markdown table of the people with each frame's location."""
     lines = [
         "| person | first seen (s) | last seen (s) | screen time (s) | score | frame |",
         "|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
-        link = r.get("s3_url") or r.get("path", "")
+        link = location(r["s3_key"])
         lines.append(
             f"| {r['person_id']} | {r['first_seen']:.1f} | {r['last_seen']:.1f} | "
             f"{r['screen_time']:.1f} | {r['score']:.1f} | [{r['s3_key']}]({link}) |"

@@ -121,7 +121,7 @@ def selected_frames(
     )
     return MaterializeResult(
         metadata={
-            **people_metadata(talent.results, talent.sheet, timeline),
+            **people_metadata(talent.results, talent.sheet, timeline, out.location),
             "manifest": MetadataValue.path(out.location(folder + MANIFEST_NAME)),
             "contact_sheet_location": MetadataValue.path(out.location(talent.sheet_key)),
             "outputs": MetadataValue.path(out.location(folder)),
