@@ -511,7 +511,7 @@ class RealClip:
 #: 3.945 s (the last frame, 6.345 s, is black).
 REAL_CLIPS: tuple[RealClip, ...] = (
     RealClip(
-        "WolfgangLanger", "WolfgangLanger_Pexels.mp4", "one man, visible throughout", ((0, None),)
+        "WolfgangLanger", "WolfgangLanger_Pexels.mp4", "one woman, visible throughout", ((0, None),)
     ),
     RealClip("single_face", "single_face.mp4", "one man, visible throughout", ((0, None),)),
     RealClip("face_noface", "face_noface.mov", "man for [0, 2.40) s, then titles", ((0, 2.40),)),

@@ -100,14 +100,16 @@ def _video_row(video: dict[str, Any], system: str) -> str:
     if m is None:
         return (
             f"| {video['name']} | {system} | {video['true_people']} | "
-            f"error: {rec.get('error', 'not run')} |" + " |" * 12
+            f"error: {rec.get('error', 'not run')} |" + " |" * 13
         )
     b = m["bcubed"]
+    clear = m.get("bcubed_identifiable", {"n": 0})
     best = m["best_frame"]
     return (
         f"| {video['name']} | {system} | {m['true_people']} | {m['people_found']} | "
         f"{_fmt(m['people_exact'])} | "
         + (" | ".join(_fmt(b[k]) for k in ("precision", "recall", "f1")) if b["n"] else "– | – | –")
+        + f" | {_fmt(clear['f1']) if clear['n'] else '–'}"
         + f" | {_fmt(m['clusters_per_person'], 2)} | {m['split_people']} | "
         f"{m['missed_people']} | {m['false_people']} | "
         + (f"{best['hits']}/{best['n']}" if best["n"] else "–")
@@ -119,9 +121,10 @@ def _video_row(video: dict[str, Any], system: str) -> str:
 def _per_video_table(report: dict[str, Any]) -> list[str]:
     lines = [
         "### Per video\n",
-        "| video | system | true | found | exact | B³ P | B³ R | B³ F1 | clusters/person | split "
-        "| missed | false | best frame | dets (unlab.) | noise | wall s |",
-        "|" + "---|" * 16,
+        "| video | system | true | found | exact | B³ P | B³ R | B³ F1 | B³ F1 identifiable "
+        "| clusters/person | split | missed | false | best frame | dets (unlab.) | noise "
+        "| wall s |",
+        "|" + "---|" * 17,
     ]
     for video in report["videos"]:
         for system in report["systems"]:
@@ -136,6 +139,8 @@ OVERALL_ROWS: tuple[tuple[str, str | None], ...] = (
     ("BCubed recall (pooled)", "bcubed_recall"),
     ("BCubed F1 (pooled)", "bcubed_f1"),
     ("BCubed F1 (mean of videos)", "bcubed_f1_macro"),
+    ("BCubed F1 over identifiable faces (pooled)", "bcubed_f1_identifiable"),
+    ("BCubed F1 over identifiable faces (worst video)", "bcubed_f1_identifiable_min"),
     ("clusters per found true person", "clusters_per_person"),
     ("people split (>1 cluster)", "split_people"),
     ("people missed", "missed_people"),

@@ -247,6 +247,17 @@ def test_evaluate_video_perfect_system() -> None:
     assert result["by_degradation"]["clean"]["appearances_seen"] == 2
 
 
+def test_identifiable_bcubed_ignores_unidentifiable_faces_left_unassigned() -> None:
+    truth = _truth()
+    dets = [Detection(t / 10, A_BOX, 0) for t in range(0, 20, 5)]  # clean: person 0
+    dets += [Detection(2.2, A_BOX, -1), Detection(2.6, A_BOX, -1)]  # blurred: unassigned
+    dets += [Detection(t / 10, _b_box(t / 10), 1) for t in range(10, 30, 5)]
+    result = evaluate_video(truth, SystemOutput(dets, [Pick(0, 1.0, A_BOX), Pick(1, 2.0)]))
+    assert result["bcubed"]["recall"] < 0.9
+    assert result["bcubed_identifiable"]["f1"] == 1.0
+    assert result["bcubed_identifiable"]["n"] == 8
+
+
 def test_a_person_made_only_of_unidentifiable_faces_is_a_phantom() -> None:
     truth = _truth()
     dets = [Detection(t / 10, A_BOX, 0) for t in range(0, 20, 5)]
