@@ -553,11 +553,36 @@ def _solvay_crowd() -> list[media.CameraMove]:
     ]
 
 
+def _solvay_cuts() -> list[media.CameraMove]:
+    """Low resolution and cuts: a 480x270 video of close shots, each of 2-5 of the 29 people
+    (faces 46-65 px), cut in a shuffled order, so most look-alikes never share a frame and
+    only their faces can keep them apart."""
+    rng = random.Random(1927)
+    boxes = media.SOLVAY_FACE_BOXES
+    order = list(range(len(boxes))) * 2
+    rng.shuffle(order)
+    moves = []
+    for k, face in enumerate(order):
+        x1, y1, x2, y2 = boxes[face]
+        centre = ((x1 + x2) / 2 + rng.uniform(-40, 40), (y1 + y2) / 2 + rng.uniform(-20, 20))
+        drift = (centre[0] + rng.uniform(-30, 30), centre[1])
+        moves.append(media.CameraMove(1.5, 0.75, centre, end_centre=drift, end_scale=0.78))
+        if k % 7 == 6:  # now and then a soft shot: focus hunting
+            moves.append(media.CameraMove(1.0, 0.75, drift, look="defocus", strength=3.0))
+    return moves
+
+
 PHOTO_PANS: tuple[PhotoPan, ...] = (
     PhotoPan(
         "crowd_solvay",
         "29 people of a 1927 group photo: pans, zooms, a focus pull, a whip pan; 34-90 px faces",
         _solvay_crowd,
+    ),
+    PhotoPan(
+        "crowd_cuts_lowres",
+        "480x270: close shots of 2-5 of the 29 Solvay people, cut in a shuffled order",
+        _solvay_cuts,
+        size=(480, 270),
     ),
 )
 

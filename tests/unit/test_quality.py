@@ -165,12 +165,15 @@ def test_mean_brightness() -> None:
     ("bbox", "expected"),
     [
         ((100, 100, 200, 200), 1.0),
-        ((0, 0, 480, 480), 1.0),  # fills the frame's height: a close-up, not cut
-        ((0, 0, 640, 480), 0.75),  # wider than a face at the top and bottom edges: cut
+        # Filling the frame's height with a square box: wider than any whole face (<= 0.85),
+        # so the top or bottom is cut.
+        ((0, 0, 480, 480), 0.85),
+        ((0, 0, 640, 480), 480 / (640 / 0.85)),  # wider still at the top and bottom edges
         ((2, 100, 36, 200), 34 / 70),  # narrow at the left edge: boxed without extrapolating
         ((604, 100, 638, 200), 34 / 70),  # the same at the right edge
         ((100, 100, 134, 200), 1.0),  # as narrow, away from the edges: a profile, not cut
-        ((100, 2, 220, 92), 0.75),  # wide at the top edge: forehead cut
+        ((100, 2, 220, 92), 90 / (120 / 0.85)),  # wide at the top edge: forehead cut
+        ((100, 2, 170, 82), 80 / (70 / 0.85)),  # a 0.88-wide box at the top edge: cut a little
         ((-50, 100, 50, 200), 0.5),  # half out on the left
         ((590, 100, 690, 200), 0.5),  # half out on the right
         ((100, -50, 200, 50), 0.5),  # half out at the top
