@@ -334,23 +334,9 @@ def cluster_identities(faces: FaceArrays, params: ClusteringParams) -> Clusterin
     weights = np.maximum(faces.quality, 1.0) ** 2  # trust the good faces of a track most
     cluster_of_track = np.full(len(tracks), -1, dtype=np.int64)
     if strong.any():
-        vectors = np.stack(
-            [
-                _weighted_mean(
-                    faces.embeddings[(track_pos == k) & identifiable],
-                    weights[(track_pos == k) & identifiable],
-                )
-                for k in np.flatnonzero(strong)
-            ]
+        cluster_of_track[strong] = _cluster_tracks(
+            faces, params, identifiable & strong[track_pos], weights, track_pos, cannot, strong
         )
-        heights = faces.boxes[:, 3] - faces.boxes[:, 1]
-        sizes = np.array(
-            [np.median(heights[(track_pos == k) & identifiable]) for k in np.flatnonzero(strong)]
-        )
-        labels = constrained_average_linkage(
-            vectors, cannot[np.ix_(strong, strong)], params.threshold, size_scale(sizes, params)
-        )
-        cluster_of_track[strong] = labels
     person_of_track = _people_with_evidence(
         faces, params, identifiable, track_pos, cluster_of_track
     )
@@ -365,6 +351,26 @@ def cluster_identities(faces: FaceArrays, params: ClusteringParams) -> Clusterin
         centroid = _weighted_mean(faces.embeddings[anchors], weights[anchors])
         similarity[members] = faces.embeddings[members] @ centroid
     return Clustering(track_ids, person_id, similarity, people, identifiable)
+
+
+def _cluster_tracks(
+    faces: FaceArrays,
+    params: ClusteringParams,
+    anchors: np.ndarray,
+    weights: np.ndarray,
+    track_pos: np.ndarray,
+    cannot: np.ndarray,
+    strong: np.ndarray,
+) -> np.ndarray:
+    """Cluster labels of the ``strong`` tracks, each represented by the weighted mean of its
+    identifiable faces (``anchors``) and judged by their median height."""
+    heights = faces.boxes[:, 3] - faces.boxes[:, 1]
+    members = [(track_pos == k) & anchors for k in np.flatnonzero(strong)]
+    vectors = np.stack([_weighted_mean(faces.embeddings[m], weights[m]) for m in members])
+    sizes = np.array([np.median(heights[m]) for m in members])
+    return constrained_average_linkage(
+        vectors, cannot[np.ix_(strong, strong)], params.threshold, size_scale(sizes, params)
+    )
 
 
 def _together_on_screen(faces: FaceArrays, track_pos: np.ndarray, n_tracks: int) -> np.ndarray:
