@@ -531,6 +531,28 @@ class PhotoPan:
     moves: Callable[[], list[media.CameraMove]]
     size: tuple[int, int] = (1280, 720)
     fps: int = 25
+    photos: tuple[str, ...] = ("solvay",)
+
+
+def _photos(names: Sequence[str]) -> list[tuple[np.ndarray, tuple[Box, ...]]]:
+    """The group photos a PhotoPan films, with their face boxes."""
+    known = {
+        "solvay": lambda: (media.solvay_photo(), media.SOLVAY_FACE_BOXES),
+        "players": lambda: (
+            media.players_photo(),
+            media.PLAYERS_FACE_BOXES + media.PLAYERS_SPECTATOR_BOXES,
+        ),
+    }
+    return [known[name]() for name in names]
+
+
+def _photo_names(names: Sequence[str]) -> list[str]:
+    prefixes = {
+        "solvay": [f"solvay_{i:02d}" for i in range(len(media.SOLVAY_FACE_BOXES))],
+        "players": [f"players_{i:02d}" for i in range(len(media.PLAYERS_FACE_BOXES))]
+        + [f"spectator_{i:03d}" for i in range(len(media.PLAYERS_SPECTATOR_BOXES))],
+    }
+    return [n for name in names for n in prefixes[name]]
 
 
 def _solvay_crowd() -> list[media.CameraMove]:
@@ -572,6 +594,23 @@ def _solvay_cuts() -> list[media.CameraMove]:
     return moves
 
 
+def _two_crowds() -> list[media.CameraMove]:
+    """45 people in one video: the Solvay group and a basketball team in front of ~120
+    spectators too small to name; cuts between the two, pans and zooms in each."""
+    M = media.CameraMove
+    return [
+        M(4.0, 0.6, (1070, 700), end_centre=(1000, 700)),  # Solvay, wide
+        M(4.0, 1.0, (600, 400), photo=1, end_centre=(640, 380)),  # team, wide
+        M(5.0, 1.0, (640, 380), end_scale=1.5, end_centre=(420, 330), photo=1),
+        M(6.0, 1.5, (420, 330), end_centre=(820, 330), photo=1),
+        M(5.0, 1.1, (700, 700), end_centre=(1450, 700)),  # Solvay, closer
+        M(2.0, 1.5, (820, 330), look="defocus", strength=5.0, photo=1),
+        M(5.0, 1.3, (900, 300), end_centre=(400, 320), photo=1),
+        M(4.0, 0.9, (1500, 700), end_centre=(800, 720)),
+        M(3.0, 0.9, (640, 380), end_scale=0.7, end_centre=(640, 400), photo=1),
+    ]
+
+
 PHOTO_PANS: tuple[PhotoPan, ...] = (
     PhotoPan(
         "crowd_solvay",
@@ -583,6 +622,13 @@ PHOTO_PANS: tuple[PhotoPan, ...] = (
         "480x270: close shots of 2-5 of the 29 Solvay people, cut in a shuffled order",
         _solvay_cuts,
         size=(480, 270),
+    ),
+    PhotoPan(
+        "crowd_two_groups",
+        "45 people: the Solvay group and a basketball team (plus ~120 spectators too small "
+        "to name), cut between, panned and zoomed",
+        _two_crowds,
+        photos=("solvay", "players"),
     ),
 )
 
@@ -597,7 +643,7 @@ def _spec_hash(spec: Synthetic | PhotoPan | RealClip) -> str:
     if isinstance(spec, Synthetic):
         payload = repr((EVAL_SET_VERSION, spec.segments(), spec.size, spec.fps, spec.rotate))
     elif isinstance(spec, PhotoPan):
-        payload = repr((EVAL_SET_VERSION, spec.moves(), spec.size, spec.fps))
+        payload = repr((EVAL_SET_VERSION, spec.moves(), spec.size, spec.fps, spec.photos))
     else:
         payload = repr((EVAL_SET_VERSION, spec))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -692,11 +738,10 @@ def _build_photo_pan(spec: PhotoPan, out: Path, force: bool) -> dict[str, Any]:
     if not force and _is_current(truth_path, video, spec_hash):
         return json.loads(truth_path.read_text())
     started = time.perf_counter()
-    names = [f"solvay_{i:02d}" for i in range(len(media.SOLVAY_FACE_BOXES))]
+    names = _photo_names(spec.photos)
     truth = media.build_photo_pan_video(
-        video, media.solvay_photo(), media.SOLVAY_FACE_BOXES, spec.moves(), names=names,
-        size=spec.size, fps=spec.fps,
-    )  # fmt: skip
+        video, _photos(spec.photos), spec.moves(), names=names, size=spec.size, fps=spec.fps
+    )
     data = truth.to_dict()
     _check_truth(truth, data)
     data.update(

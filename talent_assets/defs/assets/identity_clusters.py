@@ -45,6 +45,7 @@ class IdentityClusteringConfig(Config):
     min_screen_time_s: float = ClusteringParams.min_screen_time_s
     track_iou: float = ClusteringParams.track_iou
     track_similarity: float = ClusteringParams.track_similarity
+    track_identifiable_similarity: float = ClusteringParams.track_identifiable_similarity
 
 
 @asset(
@@ -128,6 +129,7 @@ def clustering_params(
         join_similarity=config.join_similarity,
         track_iou=config.track_iou,
         track_similarity=config.track_similarity,
+        track_identifiable_similarity=config.track_identifiable_similarity,
         min_faces=config.min_faces,
         min_best_quality=config.min_best_quality,
         min_screen_time_s=config.min_screen_time_s,
