@@ -106,6 +106,9 @@ class ClusteringParams:
     track_iou: float = 0.2
     track_similarity: float = 0.35
     track_identifiable_similarity: float = 0.5
+    # ...unless the box stays where it was (a face whose focus drifts, not a neighbour who
+    # moved into the spot during a pan): then track_similarity is enough.
+    track_same_place_iou: float = 0.7
     track_max_gap_s: float = 1.01
     min_faces: int = 2
     min_best_quality: float = 25.0
@@ -161,8 +164,9 @@ def build_tracks(
     Greedy matching by IoU + embedding similarity against each live track's latest face. A
     cut breaks tracks naturally (boxes jump), and the embedding test stops a track from
     jumping to another person who steps into the same spot. Two identifiable faces must be
-    ``track_identifiable_similarity`` alike (a look-alike in a panning crowd reaches 0.46); a
-    blurred or occluded face only ``track_similarity``, so it can still follow its track.
+    ``track_identifiable_similarity`` alike (a look-alike in a panning crowd reaches 0.46)
+    unless the box barely moved (IoU >= ``track_same_place_iou``); a blurred or occluded
+    face only ``track_similarity``, so it can still follow its track.
     """
     n = len(faces)
     track_ids = np.full(n, -1, dtype=np.int32)
@@ -187,7 +191,9 @@ def build_tracks(
             needed = np.full(sim.shape, params.track_similarity)
             if identifiable is not None:
                 both = identifiable[group][:, None] & identifiable[last][None, :]
-                needed[both] = params.track_identifiable_similarity
+                needed[both & (iou < params.track_same_place_iou)] = (
+                    params.track_identifiable_similarity
+                )
             ok = (iou >= params.track_iou) & (sim >= needed)
             score = np.where(ok, iou + sim, -np.inf)
             while np.isfinite(score).any():
