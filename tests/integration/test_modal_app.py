@@ -12,6 +12,7 @@ import inspect
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,17 +85,37 @@ def _commands(image) -> list[str]:
 # --- configuration -------------------------------------------------------------------------------
 
 
-def test_configuration_constants() -> None:
-    assert modal_app.APP_NAME == "video-talent-extractor"
-    assert os.environ.get("TALENT_MODAL_GPU", "T4") == modal_app.GPU
-    assert modal_app.TIMEOUT_S == 15 * 60
-    assert modal_app.MAX_CONTAINERS == 20
-    assert modal_app.VOLUME_NAME == "insightface-models"
-    assert modal_app.SECRET_NAME == "aws-s3-credentials"
-    assert modal_app.MODEL_ROOT == "/models"
+def _doc(name: str) -> str:
+    """A document's text with its line breaks folded, for phrase matching."""
+    return " ".join((REPO / name).read_text().split())
+
+
+def test_modal_settings_are_the_documented_ones() -> None:
+    """docs/deploy.md: "a chunk may run for 15 minutes (``TIMEOUT_S``), a failed chunk is
+    retried 3 times with exponential backoff (1 s, 2 s, 4 s), at most 20 GPU containers run at
+    once (``MAX_CONTAINERS``, ...), and an idle GPU container waits 2 minutes"; the names of
+    the app, volume (and its mount) and secret the docs tell operators to create; and
+    ``TALENT_MODAL_GPU`` (README: default T4) chooses the GPU at deploy time."""
+    deploy = _doc("docs/deploy.md")
+    minutes = re.search(r"a chunk may run for (\d+) minutes \(`TIMEOUT_S`\)", deploy)
+    assert minutes and int(minutes[1]) * 60 == modal_app.TIMEOUT_S
+    retried = re.search(r"retried (\d+) times with exponential backoff \(([^)]*)\)", deploy)
     retries = modal_app.RETRIES
-    assert (retries.max_retries, retries.backoff_coefficient) == (3, 2.0)
-    assert retries.initial_delay.total_seconds() == 1.0
+    assert retried and retries.max_retries == int(retried[1])
+    delays = [
+        retries.initial_delay.total_seconds() * retries.backoff_coefficient**attempt
+        for attempt in range(retries.max_retries)
+    ]
+    assert ", ".join(f"{d:g} s" for d in delays) == retried[2]  # "1 s, 2 s, 4 s"
+    containers = re.search(r"at most (\d+) GPU containers run at once", deploy)
+    assert containers and int(containers[1]) == modal_app.MAX_CONTAINERS
+    idle = re.search(r"an idle GPU container waits (\d+) minutes", deploy)
+    assert idle and int(idle[1]) * 60 == modal_app.SCALEDOWN_WINDOW_S
+    assert f"| `{modal_app.VOLUME_NAME}` | Volume, mounted at `{modal_app.MODEL_ROOT}` |" in deploy
+    assert f"| `{modal_app.SECRET_NAME}` | Secret |" in deploy
+    assert f'modal.Cls.from_name("{modal_app.APP_NAME}", "FaceDetector")' in deploy
+    assert f"defines the Modal app `{modal_app.APP_NAME}`" in _doc("README.md")
+    assert os.environ.get("TALENT_MODAL_GPU", "T4") == modal_app.GPU
 
 
 def test_face_detector_declares_gpu_timeout_retries_volume_secret() -> None:
@@ -233,18 +254,31 @@ def test_web_endpoint_is_an_asgi_app_on_the_project_lock() -> None:
 
 
 def test_web_endpoint_builds_the_api() -> None:
-    pytest.importorskip("talent_assets.apps.api")
+    # The body imports the project's API: a broken import must fail here, never skip.
+    from fastapi import FastAPI
+
     asgi = modal_app.web.local()
-    paths = {getattr(route, "path", None) for route in getattr(asgi, "routes", [])}
-    assert "/process" in paths
+    assert isinstance(asgi, FastAPI)
+    paths = {getattr(route, "path", None) for route in asgi.routes}
+    assert {"/process", "/videos/{video_id}", "/healthz"} <= paths
 
 
-def test_local_entrypoint_signature() -> None:
-    raw = modal_app.main.info.raw_f
-    params = inspect.signature(raw).parameters
-    assert list(params)[:4] == ["bucket", "key", "sample_fps", "chunk_s"]
-    assert params["sample_fps"].default == 2.0
-    assert params["chunk_s"].default == 60.0
+def test_local_entrypoint_options_are_the_documented_ones() -> None:
+    """docs/deploy.md: ``modal run modal_gpu/app.py --bucket my-bucket --key ...`` with
+    "options: --sample-fps 2 --chunk-s 60 --model-pack buffalo_l" (the defaults), analysing
+    "its 60-second chunks"; sampling as the pipeline does by default (TALENT_SAMPLE_FPS)."""
+    from talent_assets.infra.settings import Settings
+
+    params = inspect.signature(modal_app.main.info.raw_f).parameters
+    assert list(params)[:2] == ["bucket", "key"]
+    assert params["bucket"].default is inspect.Parameter.empty  # required, as documented
+    deploy = _doc("docs/deploy.md")
+    options = re.search(r"# options: --sample-fps (\S+) --chunk-s (\S+) --model-pack (\S+)", deploy)
+    assert options, "the documented options line is gone"
+    assert params["sample_fps"].default == float(options[1]) == Settings().sample_fps
+    assert params["chunk_s"].default == float(options[2])
+    assert f"analyses its {options[2]}-second chunks" in deploy
+    assert params["model_pack"].default == options[3]
 
 
 # --- model packs on the volume -------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import cv2
@@ -236,16 +235,24 @@ def test_rerun_replaces_rows_and_a_bad_reupload_loses_nothing(
     assert stable(manifest_after) == stable(manifest_before)
     assert manifest_after["people_found"] == manifest_before["people_found"] == 1
 
-    # The same key now holds a corrupt file: the run fails and every earlier output stays.
+    # The same key now holds a corrupt file: the run fails and every earlier output stays,
+    # untouched: the same objects (ETag, time, bytes) for the frames, the manifest and the
+    # four tables, and nothing added (no staging left behind either).
+    def objects() -> dict[str, tuple[str, object, bytes]]:
+        prefixes = ("processed/e2e/rerun", *(f"warehouse/{t}/video_id={video_id}/" for t in TABLES))
+        found = {}
+        for prefix in prefixes:
+            for info in store.list(prefix):
+                found[info.key] = (info.etag, info.last_modified, store.get_bytes(info.key))
+        return found
+
+    kept = objects()
+    assert "processed/e2e/rerun/manifest.json" in kept and len(kept) >= 4 + 4
     upload(talent_env, bad_inputs["text"], key)
     _, third = run_key(talent_env, dagster_instance, key)
-    assert not third.success
-    assert snapshot() == before
-    assert (
-        json.dumps(manifest_of(talent_env, key), sort_keys=True)
-        == json.dumps(manifest_before, sort_keys=True)
-        or manifest_of(talent_env, key)["people_found"] == manifest_before["people_found"]
-    )
+    assert not third.success and third.error_kind == "invalid_video"
+    assert objects() == kept
+    assert manifest_of(talent_env, key) == manifest_after
 
 
 def test_internal_failure_keeps_its_reason_after_retries(

@@ -399,7 +399,8 @@ def first_row_labels(labels: np.ndarray) -> list[int]:
 @pytest.mark.parametrize("threshold", [0.2, 0.5, 0.7, 0.9, 1.1])
 def test_linkage_without_constraints_matches_scipy_average(threshold: float) -> None:
     """With no cannot-links the chain algorithm must give scipy's average-linkage cut."""
-    hierarchy = pytest.importorskip("scipy.cluster.hierarchy")
+    from scipy.cluster import hierarchy  # scipy comes with scikit-learn, a dependency
+
     rng = np.random.default_rng(16)
     centres = random_people(6, seed=16)
     # Much noise and a low dimension: distances spread out so every cut is informative.

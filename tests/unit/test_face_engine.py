@@ -53,6 +53,14 @@ def test_weak_detections_are_kept_only_when_the_face_is_clear(
     assert none.analyse([clean_and_dark_frame]) == []
 
 
-def test_weak_gate_never_exceeds_the_strong_one() -> None:
-    engine = FaceEngine("bundled", det_threshold=0.45, weak_det_threshold=0.6)
-    assert engine.weak_det_threshold == 0.45
+def test_a_weak_gate_above_the_strong_one_drops_no_strong_detection(
+    clean_and_dark_frame: SampledFrame, face_engine
+) -> None:
+    """A weak gate set above the strong one must not turn strong detections away: both faces
+    score above the strong gate, so both are kept, as with the defaults."""
+    both = face_engine.analyse([clean_and_dark_frame])
+    lowest = min(f.det_score for f in both)
+    inverted = FaceEngine("bundled", det_threshold=lowest - 0.05, weak_det_threshold=0.999)
+    kept = inverted.analyse([clean_and_dark_frame])
+    assert len(kept) == 2
+    assert sorted(f.det_score for f in kept) == pytest.approx(sorted(f.det_score for f in both))

@@ -2,22 +2,60 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from talent_assets.infra.settings import DEFAULT_GPU_PRICES_PER_HOUR, Settings, SettingsError
+from talent_assets.infra.settings import Settings, SettingsError
 
 
-def test_defaults_without_environment() -> None:
-    settings = Settings.from_env({})
-    assert settings.bucket == "talent"
-    assert settings.warehouse == "s3://talent/warehouse"
-    assert settings.video_prefix == "videos/" and settings.output_prefix == "processed/"
-    assert settings.detector == "local" and settings.model_pack == "bundled"
-    assert settings.sample_fps == 2.0 and settings.static_block_s == 5.0
-    assert settings.api_max_concurrent == 1 and settings.max_concurrent_videos == 1
-    assert settings.sensor_interval_s == 30 and settings.sensor_max_per_tick == 100
-    assert settings.sensor_running is False
-    assert dict(settings.modal_gpu_prices) == DEFAULT_GPU_PRICES_PER_HOUR
+def _documented_defaults() -> dict[str, str]:
+    """``{variable: default}`` from the README's Configuration table, for the rows whose
+    default is a value (in backticks), not a description ("unset", "system temp", ...)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    defaults = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`TALENT_"):
+            continue
+        names, values = re.findall(r"`([^`]+)`", cells[0]), re.findall(r"`([^`]+)`", cells[1])
+        if values and len(values) == len(names):
+            defaults.update(zip(names, values, strict=True))
+    return defaults
+
+
+def test_documented_defaults_are_the_defaults() -> None:
+    """Setting each variable to the default the README documents changes nothing; setting it
+    to something else changes the settings (so the variable is really read, and the
+    documented value is the effective one, whatever the code's constants say)."""
+    documented = _documented_defaults()
+    documented.pop("TALENT_MODEL_ROOT")  # the worker's own variable, not a Settings field
+    assert len(documented) >= 14, documented
+    baseline = Settings.from_env({})
+    # Kept unresolved until used: compare where the media go, not the field.
+    media = documented.pop("TALENT_MEDIA_CACHE")
+    assert Settings.from_env({"TALENT_MEDIA_CACHE": media}).media_cache_path() == (
+        baseline.media_cache_path()
+    )
+    for name, value in documented.items():
+        value = value.replace("$TALENT_BUCKET", documented["TALENT_BUCKET"])
+        assert Settings.from_env({name: value}) == baseline, (name, value)
+    for name, other in {
+        "TALENT_BUCKET": "elsewhere",
+        "TALENT_SAMPLE_FPS": "3",
+        "TALENT_STATIC_BLOCK_S": "0",
+        "TALENT_SENSOR_DEFAULT_STATUS": "running",
+        "TALENT_API_MAX_CONCURRENT": "2",
+        "TALENT_MAX_CONCURRENT_VIDEOS": "2",
+        "TALENT_SENSOR_MAX_PER_TICK": "7",
+        "TALENT_MEDIA_CACHE": "/elsewhere",
+    }.items():
+        assert Settings.from_env({name: other}) != baseline, name
+    # "unset": no endpoint (AWS), no API key; "list prices": a price for the default GPU.
+    assert baseline.endpoint_url is None and baseline.api_key is None
+    assert baseline.modal_gpu_prices[documented["TALENT_MODAL_GPU"]] > 0
 
 
 def test_values_are_read_and_normalised() -> None:
@@ -58,4 +96,5 @@ def test_bad_values_name_the_variable(name: str, value: str, message: str) -> No
 
 def test_replace_changes_one_value() -> None:
     settings = Settings().replace(bucket="other")
-    assert settings.bucket == "other" and settings.sample_fps == 2.0
+    assert settings.bucket == "other"
+    assert settings == Settings(bucket="other")  # and nothing else changed
