@@ -13,8 +13,11 @@ and the daemon's run retries launch a new run that finishes the work.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -216,3 +219,50 @@ def test_bad_input_is_not_retried_by_run_retries(
     failures = stack_instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)
     assert [e.dagster_event.step_key for e in failures] == ["raw_video"]
     assert not stack_instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY)
+
+
+# --- the CLI finds a running stack by itself ------------------------------------------------------
+
+
+def test_cli_in_the_stack_folder_uses_the_running_stack(
+    local_stack, stack_env: Settings, stack_instance: DagsterInstance, no_face_clip: Path, tmp_path
+) -> None:
+    """README: "With a ``talent up`` stack running in the same folder, ``talent serve`` (like
+    ``talent query`` and ``talent process s3://...``) uses it automatically, and the API's runs
+    show in the stack's Dagster UI". Here from a folder whose ``.talent`` is the stack, with
+    no S3, credential or Dagster variable set."""
+    key = "videos/attach/nobody.mp4"
+    upload(stack_env, no_face_clip, key)
+    sensor_run = wait_for_runs(local_stack.dagster_home, [key], timeout_s=300)[key]
+    assert sensor_run.status == DagsterRunStatus.SUCCESS
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / ".talent").symlink_to(local_stack.root)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TALENT_", "DAGSTER"))}
+    env["TALENT_MEDIA_CACHE"] = os.environ["TALENT_MEDIA_CACHE"]
+
+    def talent(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "talent_assets.apps.cli", *args],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    manifest = json.loads(talent("process", f"s3://talent/{key}", "--json"))
+    assert manifest["source"] == {"bucket": "talent", "key": key}
+    assert manifest == manifest_of(stack_env, key)  # published in the stack's bucket
+    # The run is in the stack's instance, next to the sensor's (and not started by it).
+    runs = _runs_of(stack_instance, key)
+    assert len(runs) == 2 and runs[1].run_id == sensor_run.run_id
+    assert runs[0].is_success and "dagster/sensor_name" not in runs[0].tags
+    # talent query reads the stack's warehouse.
+    rows = json.loads(
+        talent("query", f"SELECT key FROM videos WHERE key = '{key}'", "--format", "json")
+    )
+    assert rows == [{"key": key}]
