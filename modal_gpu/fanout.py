@@ -11,7 +11,7 @@ import functools
 import multiprocessing
 import os
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -78,6 +78,35 @@ def join_chunks(results: list[tuple[pa.Table, DetectionStats]]) -> tuple[pa.Tabl
     return table, stats
 
 
+def _detect_in_pools(
+    args: tuple[str, str, str, float], chunks: list[Chunk], workers: int, static_block_s: float
+) -> list[tuple[pa.Table, DetectionStats]]:
+    """Run ``chunks`` in a process pool; chunks whose attempt failed (an error, or a worker
+    that died and broke the pool) run again in a fresh pool, at most CHUNK_ATTEMPTS times."""
+    # spawn, not fork: the parent may hold onnxruntime and decoder threads.
+    context = multiprocessing.get_context("spawn")
+    results: dict[int, tuple[pa.Table, DetectionStats]] = {}
+    attempts = dict.fromkeys((c.index for c in chunks), 0)
+    pending = list(chunks)
+    while pending:
+        failed = []
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {c.index: pool.submit(_detect_chunk, *args, c, 1, static_block_s)
+                       for c in pending}  # fmt: skip
+            for chunk in pending:
+                attempts[chunk.index] += 1
+                try:
+                    results[chunk.index] = futures[chunk.index].result()
+                except VideoError:
+                    raise
+                except Exception:  # BrokenProcessPool included: the next pool is fresh
+                    if attempts[chunk.index] >= CHUNK_ATTEMPTS:
+                        raise
+                    failed.append(chunk)
+        pending = failed
+    return [results[c.index] for c in chunks]
+
+
 def detect_in_chunks(
     path: Path,
     *,
@@ -93,38 +122,16 @@ def detect_in_chunks(
     ``chunks`` should be planned with ``align_slots=static_block_slots(sample_fps,
     static_block_s)`` so that the rows do not depend on how the video was split.
 
-    A chunk that fails for a reason other than bad input is retried once; bad input
-    (:class:`VideoError`) fails at once, as retrying cannot fix it.
+    A chunk that fails for a reason other than bad input is retried once, in a fresh pool if
+    its worker died (a killed worker breaks the whole pool); bad input (:class:`VideoError`)
+    fails at once, as retrying cannot fix it.
     """
     started = time.perf_counter()
+    args = (str(path), video_id, pack, sample_fps)
     if len(chunks) <= 1 or workers <= 1:
-        results = [
-            _detect_chunk(str(path), video_id, pack, sample_fps, c, 1, static_block_s)
-            for c in chunks
-        ]
+        results = [_detect_chunk(*args, c, 1, static_block_s) for c in chunks]
     else:
-        # spawn, not fork: the parent may hold onnxruntime and decoder threads.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-
-            def submit(chunk: Chunk) -> Future:
-                return pool.submit(
-                    _detect_chunk, str(path), video_id, pack, sample_fps, chunk, 1, static_block_s
-                )
-
-            futures = {chunk.index: submit(chunk) for chunk in chunks}
-            results = []
-            for chunk in chunks:
-                for attempt in range(1, CHUNK_ATTEMPTS + 1):
-                    try:
-                        results.append(futures[chunk.index].result())
-                        break
-                    except VideoError:
-                        raise
-                    except Exception:
-                        if attempt == CHUNK_ATTEMPTS:
-                            raise
-                        futures[chunk.index] = submit(chunk)
+        results = _detect_in_pools(args, chunks, workers, static_block_s)
     table, stats = join_chunks(results)
     stats.wall_s = time.perf_counter() - started
     stats.extra = {
