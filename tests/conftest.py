@@ -13,6 +13,7 @@ from dagster import DagsterInstance
 from talent_assets.devstack.local_s3 import LocalS3Server
 from talent_assets.infra.settings import Settings
 from tests.support import media
+from tests.support.pipeline import point_pipeline_at, start_s3_server
 
 TEST_BUCKET = "talent-test"
 
@@ -20,13 +21,7 @@ TEST_BUCKET = "talent-test"
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3Server]:
     """One real S3 server on loopback for the whole session."""
-    server = LocalS3Server(
-        tmp_path_factory.mktemp("s3"),
-        access_key=f"test{secrets.token_hex(4)}",
-        secret_key=secrets.token_urlsafe(24),
-    )
-    server.start()
-    server.ensure_bucket(TEST_BUCKET)
+    server = start_s3_server(tmp_path_factory.mktemp("s3"), TEST_BUCKET, "test")
     yield server
     server.stop()
 
@@ -36,22 +31,7 @@ def talent_env(
     s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Settings:
     """Point the pipeline's environment at the test server; returns the settings."""
-    env = {
-        "AWS_ACCESS_KEY_ID": s3_server.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
-        "AWS_REGION": "us-east-1",
-        "TALENT_S3_ENDPOINT_URL": s3_server.endpoint_url,
-        "TALENT_BUCKET": TEST_BUCKET,
-        "TALENT_DETECTOR": "local",
-        "TALENT_MODEL_PACK": "bundled",
-        "TALENT_SAMPLE_FPS": "2",
-        "TALENT_CACHE_DIR": str(tmp_path / "cache"),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("TALENT_WAREHOUSE", "TALENT_VIDEO_PREFIX", "TALENT_OUTPUT_PREFIX", "DAGSTER_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    return Settings.from_env()
+    return point_pipeline_at(s3_server, TEST_BUCKET, monkeypatch, tmp_path / "cache")
 
 
 @pytest.fixture

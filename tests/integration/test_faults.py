@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import secrets
 import signal
 import socket
 import threading
@@ -48,6 +47,8 @@ from tests.support.pipeline import (
     latest_metadata,
     manifest_of,
     output_keys,
+    point_pipeline_at,
+    start_s3_server,
     upload,
     warehouse,
     warehouse_keys,
@@ -100,13 +101,7 @@ class SideThread(threading.Thread):
 @pytest.fixture
 def outage_server(tmp_path: Path) -> Iterator[LocalS3Server]:
     """A SeaweedFS server of its own: this test stops and restarts it."""
-    server = LocalS3Server(
-        tmp_path / "s3",
-        access_key=f"outage{secrets.token_hex(4)}",
-        secret_key=secrets.token_urlsafe(24),
-    )
-    server.start()
-    server.ensure_bucket(OUTAGE_BUCKET)
+    server = start_s3_server(tmp_path / "s3", OUTAGE_BUCKET, "outage")
     yield server
     server.stop()
 
@@ -115,22 +110,7 @@ def outage_server(tmp_path: Path) -> Iterator[LocalS3Server]:
 def outage_env(
     outage_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Settings:
-    env = {
-        "AWS_ACCESS_KEY_ID": outage_server.access_key,
-        "AWS_SECRET_ACCESS_KEY": outage_server.secret_key,
-        "AWS_REGION": "us-east-1",
-        "TALENT_S3_ENDPOINT_URL": outage_server.endpoint_url,
-        "TALENT_BUCKET": OUTAGE_BUCKET,
-        "TALENT_DETECTOR": "local",
-        "TALENT_MODEL_PACK": "bundled",
-        "TALENT_SAMPLE_FPS": "2",
-        "TALENT_CACHE_DIR": str(tmp_path / "cache"),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("TALENT_WAREHOUSE", "TALENT_VIDEO_PREFIX", "TALENT_OUTPUT_PREFIX", "DAGSTER_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    return Settings.from_env()
+    return point_pipeline_at(outage_server, OUTAGE_BUCKET, monkeypatch, tmp_path / "cache")
 
 
 def _pin_ports(server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
@@ -278,10 +258,9 @@ def kill_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def unkilled_rows(kill_clip: Path):
-    """The rows of an undisturbed two-worker run of the same chunks."""
-    table, stats = detect_in_chunks(
+def _detect_kill_clip(kill_clip: Path):
+    """The two-worker pool run of the clip's two chunks (the run a killer disturbs)."""
+    return detect_in_chunks(
         kill_clip,
         video_id="placeholder",
         pack="bundled",
@@ -290,6 +269,12 @@ def unkilled_rows(kill_clip: Path):
         workers=2,
         static_block_s=0,
     )
+
+
+@pytest.fixture(scope="module")
+def unkilled_rows(kill_clip: Path):
+    """The rows of an undisturbed two-worker run of the same chunks."""
+    table, stats = _detect_kill_clip(kill_clip)
     assert stats.frames_analyzed == 80 and table.num_rows > 0
     return table
 
@@ -337,15 +322,7 @@ def test_killed_chunk_worker_is_retried_and_the_rows_are_unchanged(
     kill_clip: Path, unkilled_rows
 ) -> None:
     with WorkerKiller() as killer:
-        table, stats = detect_in_chunks(
-            kill_clip,
-            video_id="placeholder",
-            pack="bundled",
-            sample_fps=KILL_FPS,
-            chunks=plan_chunks(KILL_CLIP_S, KILL_FPS, KILL_CHUNK_S),
-            workers=2,
-            static_block_s=0,
-        )
+        table, stats = _detect_kill_clip(kill_clip)
     assert killer.killed
     assert stats.extra["chunks"] == 2
     assert_same_face_rows(table, unkilled_rows)

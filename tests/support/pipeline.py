@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from dagster import (
     AssetCheckEvaluation,
     AssetKey,
@@ -21,12 +23,50 @@ from talent_assets.apps.runner import RunOutcome, process_partition
 from talent_assets.core.objects import ObjectNotFoundError
 from talent_assets.core.video_id import output_stem, video_id_for
 from talent_assets.defs.resources import build_resources
+from talent_assets.devstack.local_s3 import LocalS3Server
 from talent_assets.infra.s3 import bucket_store
 from talent_assets.infra.settings import Settings
 from talent_assets.infra.storage import S3ObjectStore
 from talent_assets.infra.warehouse import Warehouse
 
 TABLES = ("videos", "face_detections", "identity_clusters", "selected_frames")
+
+
+def start_s3_server(folder: Path, bucket: str, key_prefix: str) -> LocalS3Server:
+    """A started SeaweedFS server on loopback with fresh credentials and ``bucket``."""
+    server = LocalS3Server(
+        folder,
+        access_key=f"{key_prefix}{secrets.token_hex(4)}",
+        secret_key=secrets.token_urlsafe(24),
+    )
+    server.start()
+    server.ensure_bucket(bucket)
+    return server
+
+
+def point_pipeline_at(
+    server: LocalS3Server, bucket: str, monkeypatch: pytest.MonkeyPatch, cache_dir: Path
+) -> Settings:
+    """Set the pipeline's environment to ``server``/``bucket`` (local CPU detector, bundled
+    pack, 2 samples/s, defaults for the rest); returns the settings it now reads."""
+    env = {
+        "AWS_ACCESS_KEY_ID": server.access_key,
+        "AWS_SECRET_ACCESS_KEY": server.secret_key,
+        "AWS_REGION": "us-east-1",
+        "TALENT_S3_ENDPOINT_URL": server.endpoint_url,
+        "TALENT_BUCKET": bucket,
+        "TALENT_DETECTOR": "local",
+        "TALENT_MODEL_PACK": "bundled",
+        "TALENT_SAMPLE_FPS": "2",
+        "TALENT_CACHE_DIR": str(cache_dir),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("TALENT_WAREHOUSE", "TALENT_VIDEO_PREFIX", "TALENT_OUTPUT_PREFIX", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return Settings.from_env()
+
+
 # The asset checks each asset declares (README: "asset checks (schema, unit-norm embeddings,
 # frames analysed, every face assigned, one person per frame, contiguous person ids)").
 ASSET_CHECKS = {
