@@ -350,7 +350,7 @@ def cluster_identities(faces: FaceArrays, params: ClusteringParams) -> Clusterin
     cluster_of_track = np.full(len(tracks), -1, dtype=np.int64)
     if strong.any():
         cluster_of_track[strong] = _cluster_tracks(
-            faces, params, identifiable & strong[track_pos], weights, track_pos, cannot, strong
+            faces, params, identifiable, weights, track_pos, cannot, strong
         )
     person_of_track = _people_with_evidence(
         faces, params, identifiable, track_pos, cluster_of_track

@@ -131,20 +131,24 @@ def _row(
     }
 
 
-def align_to_faces(
+def cluster_rows_for_faces(
     faces_frame_index: list[int],
     faces_face_index: list[int],
     clusters_frame_index: list[int],
     clusters_face_index: list[int],
-    values: list[Any],
-) -> list[Any] | None:
-    """``values`` (one per identity_clusters row) in face_detections row order, joined on
-    (frame_index, face_index); None when the clusters do not cover exactly these faces."""
-    if len(values) != len(faces_frame_index):
+) -> np.ndarray | None:
+    """For each face_detections row, the identity_clusters row of the same face (joined on
+    frame_index, face_index); None when the clusters do not cover exactly these faces."""
+    if len(clusters_frame_index) != len(faces_frame_index):
         return None
-    index = dict(zip(zip(clusters_frame_index, clusters_face_index, strict=True), values,
-                     strict=True))  # fmt: skip
+    index = {
+        key: row
+        for row, key in enumerate(zip(clusters_frame_index, clusters_face_index, strict=True))
+    }
     try:
-        return [index[k] for k in zip(faces_frame_index, faces_face_index, strict=True)]
+        return np.array(
+            [index[k] for k in zip(faces_frame_index, faces_face_index, strict=True)],
+            dtype=np.int64,
+        )
     except KeyError:
         return None

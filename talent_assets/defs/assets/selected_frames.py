@@ -28,8 +28,8 @@ from talent_assets.core.tables import SELECTED_FRAMES_SCHEMA
 from talent_assets.core.talent_frames import (
     OutputLinks,
     TalentFrames,
-    align_to_faces,
     build_talent_frames,
+    cluster_rows_for_faces,
 )
 from talent_assets.defs.assets.face_detections import face_table_of
 from talent_assets.defs.assets.identity_clusters import identity_clusters
@@ -107,7 +107,9 @@ def selected_frames(
     )
     pipeline_wall_s = upstream_wall_s(context, inputs) + (time.perf_counter() - started)
     publish_started = time.perf_counter()
-    table_location = publish_talent_frames(context, storage, inputs, talent, pipeline_wall_s)
+    table_location = publish_talent_frames(
+        context, storage, inputs, talent, folder, pipeline_wall_s
+    )
     publish_s = time.perf_counter() - publish_started
     storage.video_cache().evict(storage.input_store(), inputs.video["key"], inputs.video["etag"])
 
@@ -149,24 +151,23 @@ def load_clustered_faces(
         raise input_failure(
             f"identity_clusters has not been materialised for {video_id}", "out_of_date"
         )
-    keys = (
+    rows = cluster_rows_for_faces(
         faces_table["frame_index"].to_pylist(),
         faces_table["face_index"].to_pylist(),
         clusters["frame_index"].to_pylist(),
         clusters["face_index"].to_pylist(),
     )
-    person_ids = align_to_faces(*keys, clusters["person_id"].to_pylist())
-    if person_ids is None:
+    if rows is None:
         raise input_failure(OUT_OF_DATE, "out_of_date")
-    flags = clusters["identifiable"].to_pylist()
-    identifiable = align_to_faces(*keys, flags) if None not in flags else None
+    flags = clusters["identifiable"]
     detections_meta = upstream_metadata(context, "face_detections")
     return ClusteredFaces(
         video=video,
         faces_table=faces_table,
         faces=FaceArrays.from_table(faces_table),
-        person_ids=np.array(person_ids, dtype=np.int32),
-        identifiable=np.array(identifiable, dtype=bool) if identifiable is not None else None,
+        person_ids=clusters["person_id"].to_numpy().astype(np.int32)[rows],
+        # Partitions written before the column existed read as nulls: no flags then.
+        identifiable=None if flags.null_count else flags.to_numpy(zero_copy_only=False)[rows],
         sample_fps=float(detections_meta.get("sample_fps", detector.sample_fps)),
         detections_meta=detections_meta,
     )
@@ -198,6 +199,7 @@ def publish_talent_frames(
     storage: TalentStorage,
     inputs: ClusteredFaces,
     talent: TalentFrames,
+    folder: str,
     pipeline_wall_s: float,
 ) -> str:
     """Upload images, table and manifest atomically (``infra.publish``); the table location."""
@@ -216,7 +218,6 @@ def publish_talent_frames(
             "faces_detected": inputs.faces_table.num_rows,
         },
     )
-    folder = output_folder(storage.output_prefix, video["key"], storage.video_prefix)
     table = pa.Table.from_pylist(talent.rows, schema=SELECTED_FRAMES_SCHEMA)
     return publish_outputs(
         storage.output_store(),
