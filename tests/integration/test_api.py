@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import socket
 import threading
 import time
@@ -311,3 +313,53 @@ def test_run_failing_for_another_reason_is_500_with_run_id(
         assert run is not None and run.status == DagsterRunStatus.FAILURE
         status = http.get(f"/videos/{body['video_id']}").json()
         assert status["status"] == "failure" and status["error"] == body["error"]
+
+
+def _run_workers() -> list[int]:
+    """Pids of this process's spawned children (the API's run workers)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if parent == os.getpid() and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_killed_run_worker_fails_its_run_and_the_next_run_succeeds(
+    client: httpx.Client,
+    api_settings: Settings,
+    dagster_instance: DagsterInstance,
+    three_person,
+    no_face_clip: Path,
+) -> None:
+    key, next_key = "videos/api/killed.mp4", "videos/api/after-kill.mp4"
+    upload(api_settings, three_person[0], key)
+    upload(api_settings, no_face_clip, next_key)
+    accepted = process(client, api_settings, key, wait=False).json()
+    deadline = time.monotonic() + 120
+    while (run := dagster_instance.get_run_by_id(accepted["run_id"])) is None or (
+        run.status != DagsterRunStatus.STARTED
+    ):
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.05)
+    workers = _run_workers()
+    assert workers, "the run is not in a worker process"
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+
+    while (status := client.get(accepted["status_url"]).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    # The API itself survived, the run is marked failed rather than left STARTED for ever.
+    assert status["status"] == "failure", status
+    assert status["error"] == "the run's worker process died"
+    run = dagster_instance.get_run_by_id(accepted["run_id"])
+    assert run is not None and run.status == DagsterRunStatus.FAILURE
+    after = process(client, api_settings, next_key)
+    assert after.status_code == 200, after.text
+    assert after.json()["people_found"] == 0

@@ -532,3 +532,19 @@ def test_iam_policy_is_least_privilege() -> None:
         "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
         "s3:AbortMultipartUpload",
     }  # fmt: skip
+
+
+def test_web_endpoint_runs_four_pipeline_runs_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/deploy.md: "TALENT_API_MAX_CONCURRENT (default 4 runs in flight)" on the endpoint."""
+    from talent_assets.infra.settings import Settings
+
+    monkeypatch.delenv("TALENT_API_MAX_CONCURRENT", raising=False)
+    documented = re.search(
+        r"`TALENT_API_MAX_CONCURRENT` \(default (\d+) runs in flight\)", _doc("docs/deploy.md")
+    )
+    assert documented, "the documented default is gone"
+    assert Settings.from_env(modal_app.web_environment()).api_max_concurrent == int(documented[1])
+    monkeypatch.setenv("TALENT_API_MAX_CONCURRENT", "2")
+    assert Settings.from_env(modal_app.web_environment()).api_max_concurrent == 2

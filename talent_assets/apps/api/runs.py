@@ -1,14 +1,24 @@
-"""Pipeline runs started by the API: in-process Dagster runs on a small thread pool."""
+"""Pipeline runs started by the API, each in a worker process of its own.
+
+Why processes: two in-process Dagster runs in one process deadlock in ``logging`` (each run
+start calls ``logging.config.dictConfig``, which holds logging's module lock while taking
+every handler's lock, while the other run's event handler holds its lock and waits for the
+module lock). One run per process at a time avoids it, and a run that crashes its process
+no longer takes the API down with it.
+"""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DagsterRunStatus
+from dagster._core.instance.ref import InstanceRef
 
 from talent_assets.apps.api.errors import one_line
 from talent_assets.apps.runner import RunOutcome, process_partition
@@ -28,19 +38,36 @@ class Submission:
     future: Future[RunOutcome]
 
 
-class RunQueue:
-    """Runs at most ``max_concurrent`` pipeline runs at once, in worker threads.
+def run_in_worker(
+    settings: Settings, instance_ref: InstanceRef, video_id: str, key: str, run_id: str
+) -> RunOutcome:
+    """Run one video in a worker process, recording it in the API's instance."""
+    with DagsterInstance.from_ref(instance_ref) as instance:
+        return process_partition(
+            video_id, key, resources=build_resources(settings), instance=instance, run_id=run_id
+        )
 
-    ``execute_in_process`` blocks its thread for the whole run, so the event loop hands runs
-    to a small pool and awaits (or forgets) the future. Runs of the same video are also
-    serialised: two concurrent runs of one partition would race to publish its outputs.
+
+class RunQueue:
+    """Runs at most ``max_concurrent`` pipeline runs at once, each in a worker process.
+
+    A thread per run slot hands the run to a pool of as many worker processes and waits for
+    it, so the event loop only awaits (or forgets) a future. Workers are spawned, not forked
+    (forking a threaded server copies held locks), and stay warm between runs. Runs of the
+    same video are serialised: two concurrent runs of one partition would race to publish
+    its outputs.
     """
 
     def __init__(self, settings: Settings, instance: DagsterInstance, max_concurrent: int):
         self.settings = settings
         self.instance = instance
-        self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="talent-run")
+        self._instance_ref = instance.get_ref()
+        self._max_concurrent = max_concurrent
+        self._slots = ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="talent-run"
+        )
         self._lock = threading.Lock()
+        self._workers = self._new_workers()
         self._video_locks: dict[str, threading.Lock] = {}
         self._latest: dict[str, Submission] = {}
 
@@ -48,7 +75,7 @@ class RunQueue:
         """Queue a run of ``video_id`` (the object ``key``); returns at once with its run id."""
         # The id is chosen here, not by Dagster, so a 202 can name the run before it starts.
         run_id = str(uuid.uuid4())
-        future = self._pool.submit(self._run, video_id, key, run_id)
+        future = self._slots.submit(self._run, video_id, key, run_id)
         submission = Submission(video_id, key, run_id, future)
         with self._lock:
             self._latest[video_id] = submission
@@ -63,25 +90,55 @@ class RunQueue:
         """Wait for started runs; drop queued ones."""
         # Let started runs finish (a run killed mid-way stays STARTED in the instance for
         # ever); drop queued ones, which never created a Dagster run.
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._slots.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._workers.shutdown(wait=True)
+
+    def _new_workers(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._max_concurrent, mp_context=multiprocessing.get_context("spawn")
+        )
 
     def _run(self, video_id: str, key: str, run_id: str) -> RunOutcome:
         with self._lock:
             video_lock = self._video_locks.setdefault(video_id, threading.Lock())
         with video_lock:
-            try:
-                outcome = process_partition(
-                    video_id,
-                    key,
-                    resources=build_resources(self.settings),
-                    instance=self.instance,
-                    run_id=run_id,
-                )
-            except Exception as err:  # the run could not even be set up; keep the server up
-                log.exception("run %s for video %s could not run", run_id, video_id)
-                return RunOutcome(
-                    False, run_id, f"the run could not be started: {one_line(err)}", "internal"
-                )
+            outcome = self._run_in_worker(video_id, key, run_id)
         if not outcome.success:
             log.warning("run %s for video %s failed: %s", run_id, video_id, outcome.message)
         return outcome
+
+    def _run_in_worker(self, video_id: str, key: str, run_id: str) -> RunOutcome:
+        with self._lock:
+            workers = self._workers
+        try:
+            future = workers.submit(
+                run_in_worker, self.settings, self._instance_ref, video_id, key, run_id
+            )
+            return future.result()
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): every run in that pool is lost with it.
+            self._replace_broken(workers)
+            self._fail_unfinished(run_id)
+            return RunOutcome(False, run_id, "the run's worker process died", "internal")
+        except Exception as err:  # the run could not even be set up; keep the server up
+            log.exception("run %s for video %s could not run", run_id, video_id)
+            return RunOutcome(
+                False, run_id, f"the run could not be started: {one_line(err)}", "internal"
+            )
+
+    def _replace_broken(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._workers is broken:  # the first slot to notice replaces it
+                self._workers = self._new_workers()
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def _fail_unfinished(self, run_id: str) -> None:
+        # Otherwise the run would stay STARTED for ever in the instance and in GET /videos.
+        run = self.instance.get_run_by_id(run_id)
+        if run is not None and run.status in (
+            DagsterRunStatus.NOT_STARTED,
+            DagsterRunStatus.STARTING,
+            DagsterRunStatus.STARTED,
+        ):
+            self.instance.report_run_failed(run, "the run's worker process died")
