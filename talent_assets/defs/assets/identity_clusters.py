@@ -54,8 +54,16 @@ class IdentityClusteringConfig(Config):
     group_name="talent",
     kinds={"parquet"},
     check_specs=[
-        AssetCheckSpec("every_face_assigned", asset="identity_clusters"),
-        AssetCheckSpec("one_person_per_frame", asset="identity_clusters"),
+        AssetCheckSpec(
+            "every_face_assigned",
+            asset="identity_clusters",
+            description="One cluster row per detected face (a person or -1, unassigned).",
+        ),
+        AssetCheckSpec(
+            "one_person_per_frame",
+            asset="identity_clusters",
+            description="No person appears twice in the same frame.",
+        ),
     ],
     description=(
         "Faces linked into tracks (box overlap + embedding), tracks clustered into people by "

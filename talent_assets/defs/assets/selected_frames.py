@@ -70,7 +70,13 @@ class ClusteredFaces:
     group_name="talent",
     kinds={"s3", "parquet"},
     retry_policy=RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL),
-    check_specs=[AssetCheckSpec("person_ids_contiguous", asset="selected_frames")],
+    check_specs=[
+        AssetCheckSpec(
+            "person_ids_contiguous",
+            asset="selected_frames",
+            description="Person ids are exactly 0..n-1, in order of first appearance.",
+        )
+    ],
     description=(
         "The best frame of each person (a high-quality face close to the person's centre), "
         "uploaded as the full frame and a face crop, with a contact sheet and manifest.json "
