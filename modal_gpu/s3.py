@@ -38,7 +38,8 @@ def s3_client(
 
     options: dict[str, Any] = {
         "signature_version": "s3v4",
-        "retries": {"max_attempts": max_attempts, "mode": "standard"},
+        # total_max_attempts counts the first call; botocore reads max_attempts as retries.
+        "retries": {"total_max_attempts": max_attempts, "mode": "standard"},
         **config,
     }
     return boto3.session.Session().client(

@@ -433,14 +433,6 @@ def test_s3_clients_use_botocore_standard_retries(monkeypatch: pytest.MonkeyPatc
         assert client.meta.config.retries["mode"] == "standard", name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "design.md says 5 attempts, but s3_client passes retries={'max_attempts': 5}, which "
-        "botocore reads as 5 retries after the first call: 6 attempts (total_max_attempts 6)"
-    ),
-)
 def test_s3_clients_make_five_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
     """design.md §6: "S3 clients use botocore standard retries (5 attempts)". The clients'
     effective ``total_max_attempts`` is 5, and a request to a port where nothing listens is
