@@ -53,6 +53,8 @@ def process_video(
     )
     if not outcome.success:
         raise CliError(outcome.message)
+    if outcome.registry_message:
+        print(f"talent: warning: talents not updated: {outcome.registry_message}", file=sys.stderr)
     # Read back outside the run: resource methods need Dagster to resolve their EnvVars.
     outputs = LocalObjectStore(out.resolve()) if out is not None else bucket_store(settings)
     return json.loads(

@@ -1,4 +1,5 @@
-"""Run the four assets for one video in-process: the CLI's and the API's way in."""
+"""Run the four assets for one video in-process, then the talent registry: the CLI's and
+the API's way in."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Any
 
 from dagster import DagsterInstance, Definitions
 
-from talent_assets.defs.assets import ALL_ASSETS
+from talent_assets.defs.assets import ALL_ASSETS, talent_registry
 from talent_assets.defs.failures import ERROR_KIND_KEY
-from talent_assets.defs.jobs import process_video_job
+from talent_assets.defs.jobs import process_video_job, update_talent_registry_job
 from talent_assets.defs.partitions import videos_partitions
-from talent_assets.defs.tags import video_run_tags
+from talent_assets.defs.tags import REGISTRY_TAG, video_run_tags
 
 # Keep Dagster's own console logging quiet: the CLI owns stdout and stderr.
 _QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -28,6 +29,9 @@ class RunOutcome:
     run_id: str
     message: str = ""
     error_kind: str = ""
+    # The video succeeded but the registry update after it failed (the manifest then has no
+    # talent ids until the next update): its one-line reason.
+    registry_message: str = ""
 
 
 def first_failure_with_kind(events: list[Any]) -> tuple[str, str]:
@@ -81,23 +85,48 @@ def process_partition(
     if quiet:
         config.update(_QUIET_RUN_CONFIG)
         logging.getLogger("dagster").setLevel(logging.CRITICAL)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        job = Definitions(
-            assets=ALL_ASSETS, jobs=[process_video_job], resources=resources
-        ).resolve_job_def(process_video_job.name)
-        result = job.execute_in_process(
-            run_config=config,
-            instance=instance,
-            partition_key=video_id,
-            tags=video_run_tags(key, video_id),
-            raise_on_error=False,
-            run_id=run_id,
-        )
+    result = _execute(
+        resources,
+        process_video_job.name,
+        instance=instance,
+        run_config=config,
+        partition_key=video_id,
+        tags=video_run_tags(key, video_id),
+        run_id=run_id,
+    )
+    if not result.success:
+        message, kind = first_failure_with_kind(result.all_events)
+        return RunOutcome(False, result.run_id, message, kind)
+    registry = update_registry_in_process(resources, instance=instance, quiet=quiet)
+    return RunOutcome(True, result.run_id, registry_message=registry.message)
+
+
+def update_registry_in_process(
+    resources: dict[str, Any], *, instance: DagsterInstance, quiet: bool = True
+) -> RunOutcome:
+    """Run the ``update_talent_registry`` job in this process (after a video, or by hand)."""
+    result = _execute(
+        resources,
+        update_talent_registry_job.name,
+        instance=instance,
+        run_config=dict(_QUIET_RUN_CONFIG) if quiet else {},
+        tags=REGISTRY_TAG,
+    )
     if result.success:
         return RunOutcome(True, result.run_id)
     message, kind = first_failure_with_kind(result.all_events)
     return RunOutcome(False, result.run_id, message, kind)
+
+
+def _execute(resources: dict[str, Any], job_name: str, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        job = Definitions(
+            assets=[*ALL_ASSETS, talent_registry],
+            jobs=[process_video_job, update_talent_registry_job],
+            resources=resources,
+        ).resolve_job_def(job_name)
+        return job.execute_in_process(raise_on_error=False, **kwargs)
 
 
 def run_failure_message(instance: DagsterInstance, run_id: str) -> str:

@@ -14,6 +14,10 @@ class ObjectNotFoundError(FileNotFoundError):
     """The requested object does not exist."""
 
 
+class ObjectChangedError(Exception):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
+
+
 class UnsafeKeyError(ValueError):
     """A key that would address something outside its store or prefix."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from talent_assets.core.clustering import FaceArrays, person_centroid
+from talent_assets.core.talent_matching import choose_exemplars
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class PersonSelection:
     last_seen_s: float
     screen_time_s: float
     centroid: np.ndarray
+    # A few diverse faces from the candidates: what the talent registry matches on.
+    exemplars: np.ndarray | None = None
 
 
 def centrality_score(similarity: np.ndarray, params: SelectionParams) -> np.ndarray:
@@ -81,6 +84,16 @@ def _candidates(
     )
     pool_occlusion = occlusion[np.searchsorted(rows, pool)]
     return pool[pool_occlusion <= pool_occlusion.min() + 1e-9], occlusion
+
+
+def person_exemplars(
+    faces: FaceArrays, rows: np.ndarray, identifiable: np.ndarray | None
+) -> np.ndarray:
+    """Diverse good faces of one person (its identifiable ones when it has any), for matching
+    the person across videos."""
+    clear = rows[identifiable[rows]] if identifiable is not None else rows
+    use = clear if len(clear) else rows
+    return choose_exemplars(faces.embeddings[use], faces.quality[use])
 
 
 def select_best_frames(
@@ -121,6 +134,7 @@ def select_best_frames(
                 last_seen_s=float(stamps.max()),
                 screen_time_s=round(len(np.unique(faces.frame_index[rows])) * interval, 3),
                 centroid=centroid,
+                exemplars=person_exemplars(faces, rows, identifiable),
             )
         )
     return selections

@@ -81,8 +81,15 @@ def build_talent_frames(
 def _result(
     person: PersonSelection, faces: FaceArrays, frame_key: str, face_key: str, links: OutputLinks
 ) -> dict[str, Any]:
+    # The talent is known once the registry has matched this video (it fills these in).
     result = selection_entry(
-        person, faces, s3_key=frame_key, s3_url=links.url(frame_key), face_s3_key=face_key
+        person,
+        faces,
+        s3_key=frame_key,
+        s3_url=links.url(frame_key),
+        face_s3_key=face_key,
+        talent_id=None,
+        talent_name=None,
     )
     if links.local_path is not None:
         result["path"] = links.local_path(frame_key)
@@ -128,6 +135,7 @@ def _row(
         "last_seen_s": person.last_seen_s,
         "screen_time_s": person.screen_time_s,
         "centroid": person.centroid.tolist(),
+        "exemplars": None if person.exemplars is None else person.exemplars.tolist(),
     }
 
 

@@ -1,9 +1,10 @@
-"""The job the sensor launches: the four assets of one video partition."""
+"""The jobs: the four assets of one video partition (the sensor launches it), and the
+registry update that follows each video."""
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
-from talent_assets.defs.assets import ALL_ASSETS
-from talent_assets.defs.tags import PIPELINE_TAG
+from talent_assets.defs.assets import ALL_ASSETS, talent_registry
+from talent_assets.defs.tags import PIPELINE_TAG, REGISTRY_TAG
 
 process_video_job = define_asset_job(
     name="process_video",
@@ -15,4 +16,12 @@ process_video_job = define_asset_job(
     # a Python start and a model load each. Chunk-level parallelism lives in the detector.
     executor_def=in_process_executor,
     description="All four assets for one video partition.",
+)
+
+update_talent_registry_job = define_asset_job(
+    name="update_talent_registry",
+    selection=AssetSelection.assets(talent_registry),
+    tags=REGISTRY_TAG,
+    executor_def=in_process_executor,
+    description="Match every video's people to talents (after each video; also by hand).",
 )

@@ -1,4 +1,5 @@
-"""``s3_video_sensor``: new or changed videos under the prefix become partitions and runs.
+"""``s3_video_sensor``: new or changed videos under the prefix become partitions and runs;
+``talent_registry_automation``: the registry follows each video (declarative automation).
 
 Built by :func:`build_s3_video_sensor` from the settings (interval, default status, cap per
 tick), so nothing is read from the environment at import time. The decision per tick is the
@@ -8,6 +9,8 @@ pure :func:`~talent_assets.core.sensor_plan.plan_tick`.
 from __future__ import annotations
 
 from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -19,10 +22,11 @@ from dagster import (
 
 from talent_assets.core.sensor_plan import SensorCursor, plan_tick, run_key_for
 from talent_assets.core.video_id import is_video_key, video_id_for
+from talent_assets.defs.assets import talent_registry
 from talent_assets.defs.jobs import process_video_job
 from talent_assets.defs.partitions import videos_partitions
 from talent_assets.defs.resources import TalentStorage
-from talent_assets.defs.tags import video_run_tags
+from talent_assets.defs.tags import REGISTRY_TAG, video_run_tags
 from talent_assets.infra.settings import Settings
 
 
@@ -49,6 +53,21 @@ def build_s3_video_sensor(settings: Settings) -> SensorDefinition:
         return evaluate_tick(context, storage, max_per_tick)
 
     return s3_video_sensor
+
+
+def build_registry_automation_sensor(settings: Settings) -> AutomationConditionSensorDefinition:
+    """The sensor that evaluates ``talent_registry``'s automation condition (it runs after any
+    video's ``selected_frames`` updates); on or off like the S3 sensor."""
+    return AutomationConditionSensorDefinition(
+        "talent_registry_automation",
+        target=AssetSelection.assets(talent_registry),
+        run_tags=REGISTRY_TAG,
+        default_status=(
+            DefaultSensorStatus.RUNNING if settings.sensor_running else DefaultSensorStatus.STOPPED
+        ),
+        minimum_interval_seconds=settings.sensor_interval_s,
+        description="Updates the talent registry after each video (see talent_registry).",
+    )
 
 
 def evaluate_tick(

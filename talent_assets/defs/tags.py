@@ -14,6 +14,9 @@ PARTITION_TAG = "dagster/partition"
 #: Every run of the pipeline job carries it; the stack's run queue limits concurrency by it.
 PIPELINE_TAG_KEY = "talent/pipeline"
 PIPELINE_TAG = {PIPELINE_TAG_KEY: "process_video"}
+#: Registry updates carry the same key with their own value: the stack's queue runs one at a
+#: time (they also share a lease), beside the videos' limit.
+REGISTRY_TAG = {PIPELINE_TAG_KEY: "talent_registry"}
 
 
 def video_run_tags(key: str, video_id: str) -> dict[str, str]:

@@ -100,11 +100,17 @@ run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
   config:
-    max_concurrent_runs: {max(1, max_concurrent_videos) * 2}
+    max_concurrent_runs: {max(1, max_concurrent_videos) * 2 + 1}
     tag_concurrency_limits:
       - key: {PIPELINE_TAG_KEY}
         value: process_video
         limit: {max(1, max_concurrent_videos)}
+      - key: {PIPELINE_TAG_KEY}
+        value: talent_registry
+        limit: 1
+concurrency:
+  pools:
+    default_limit: 1
 run_retries:
   enabled: true
   max_retries: 2

@@ -7,6 +7,7 @@ is refused before any I/O.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -17,7 +18,16 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from talent_assets.core.objects import ObjectInfo, ObjectNotFoundError, UnsafeKeyError, check_key
+from talent_assets.core.objects import (
+    ObjectChangedError,
+    ObjectInfo,
+    ObjectNotFoundError,
+    UnsafeKeyError,
+    check_key,
+)
+
+#: The lock file of a local store's conditional writes (at its root; never listed).
+LOCAL_LOCK_NAME = ".talent-writes.lock"
 
 
 class ObjectStore(Protocol):
@@ -29,6 +39,9 @@ class ObjectStore(Protocol):
     def download(self, key: str, dest: Path) -> None: ...
     def get_bytes(self, key: str) -> bytes: ...
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
+    def put_bytes_if(
+        self, key: str, data: bytes, content_type: str, *, etag: str | None
+    ) -> str: ...
     def copy(self, src_key: str, dst_key: str) -> None: ...
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
     def delete(self, keys: list[str]) -> None: ...
@@ -82,6 +95,22 @@ class S3ObjectStore:
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         check_key(key)
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def put_bytes_if(self, key: str, data: bytes, content_type: str, *, etag: str | None) -> str:
+        """Write only if the object still has ``etag`` (None: only if it does not exist);
+        :class:`ObjectChangedError` otherwise. Returns the new ETag. (S3 conditional writes.)"""
+        check_key(key)
+        condition = {"IfMatch": f'"{etag}"'} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            reply = self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **condition
+            )
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                raise ObjectChangedError(f"s3://{self.bucket}/{key} changed") from None
+            raise
+        return str(reply.get("ETag", "")).strip('"')
 
     def copy(self, src_key: str, dst_key: str) -> None:
         check_key(src_key)
@@ -172,12 +201,28 @@ class LocalObjectStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def put_bytes_if(self, key: str, data: bytes, content_type: str, *, etag: str | None) -> str:
+        """Write only if the file still has ``etag`` (None: only if it does not exist);
+        :class:`ObjectChangedError` otherwise. A lock file serialises writers on this host."""
+        path = self.path(key)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCAL_LOCK_NAME, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = self.head(key).etag
+            except ObjectNotFoundError:
+                current = None
+            if current != etag:
+                raise ObjectChangedError(f"{path} changed")
+            self.put_bytes(key, data, content_type)
+            return self.head(key).etag
+
     def copy(self, src_key: str, dst_key: str) -> None:
         self.put_bytes(dst_key, self.get_bytes(src_key), "application/octet-stream")
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         for path in sorted(self.root.rglob("*")):
-            if not path.is_file() or path.name.startswith(".tmp-"):
+            if not path.is_file() or path.name.startswith(".tmp-") or path.name == LOCAL_LOCK_NAME:
                 continue
             key = path.relative_to(self.root).as_posix()
             if key.startswith(prefix):

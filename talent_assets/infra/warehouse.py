@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from talent_assets.core.objects import ObjectNotFoundError
-from talent_assets.core.tables import TABLE_SCHEMAS
+from talent_assets.core.tables import REGISTRY_SCHEMAS, TABLE_SCHEMAS
 from talent_assets.infra.storage import LocalObjectStore, ObjectStore
 
 
@@ -85,10 +85,8 @@ class Warehouse:
         """Replace the partition of ``video_id`` with ``table`` (cast to the table's schema)."""
         schema = TABLE_SCHEMAS[table_name]
         table = table.select(schema.names).cast(schema)
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
         key = self.partition_key(table_name, video_id)
-        self.store.put_bytes(key, buffer.getvalue(), "application/vnd.apache.parquet")
+        self.store.put_bytes(key, _parquet(table), PARQUET)
         return self.store.location(key)
 
     def read(self, table_name: str, video_id: str) -> pa.Table | None:
@@ -110,3 +108,75 @@ class Warehouse:
 
     def delete(self, table_name: str, video_id: str) -> None:
         self.store.delete([self.partition_key(table_name, video_id)])
+
+    def video_ids(self, table_name: str) -> list[str]:
+        """The videos that have a partition of ``table_name`` (one listing)."""
+        base = f"{self.prefix}{table_name}/video_id="
+        return sorted(
+            info.key[len(base) :].split("/", 1)[0]
+            for info in self.store.list(base)
+            if info.key.endswith("/part-0.parquet")
+        )
+
+    # --- the registry's tables (not partitioned by video) ---------------------------------
+
+    def whole_key(self, table_name: str) -> str:
+        """``<prefix><table>/part-0.parquet``: a registry table's one file."""
+        if table_name not in REGISTRY_SCHEMAS or table_name == "talent_events":
+            raise KeyError(f"not a single-file registry table: {table_name!r}")
+        return f"{self.prefix}{table_name}/part-0.parquet"
+
+    def read_whole(self, table_name: str) -> pa.Table:
+        """A registry table's rows (empty, with its schema, before the first write)."""
+        schema = REGISTRY_SCHEMAS[table_name]
+        try:
+            data = self.store.get_bytes(self.whole_key(table_name))
+        except ObjectNotFoundError:
+            return schema.empty_table()
+        return pq.read_table(io.BytesIO(data)).select(schema.names).cast(schema)
+
+    def write_whole(self, table_name: str, table: pa.Table) -> str:
+        """Replace a registry table with ``table`` (cast to its schema); one object, one PUT."""
+        schema = REGISTRY_SCHEMAS[table_name]
+        key = self.whole_key(table_name)
+        self.store.put_bytes(key, _parquet(table.select(schema.names).cast(schema)), PARQUET)
+        return self.store.location(key)
+
+    def event_key(self, event: dict) -> str:
+        """``talent_events/<UTC time>-<event id>.parquet``: one append-only file per event."""
+        stamp = event["at"].strftime("%Y%m%dT%H%M%S%fZ")
+        return f"{self.prefix}talent_events/{stamp}-{event['event_id']}.parquet"
+
+    def append_events(self, events: list[dict]) -> None:
+        """Write each event as its own file: appending never rewrites earlier ones."""
+        schema = REGISTRY_SCHEMAS["talent_events"]
+        for event in events:
+            table = pa.Table.from_pylist([event], schema=schema)
+            self.store.put_bytes(self.event_key(event), _parquet(table), PARQUET)
+
+    def read_events(self) -> list[dict]:
+        """Every registry event, oldest first."""
+        schema = REGISTRY_SCHEMAS["talent_events"]
+        rows: list[dict] = []
+        for info in self.store.list(f"{self.prefix}talent_events/"):
+            if info.key.endswith(".parquet"):
+                table = pq.read_table(io.BytesIO(self.store.get_bytes(info.key)))
+                rows += table.select(schema.names).cast(schema).to_pylist()
+        return sorted(rows, key=lambda e: (e["at"], e["event_id"]))
+
+    def rewrite_event(self, event: dict) -> None:
+        """Replace one event's file (erasure redacts a forgotten talent's name)."""
+        self.append_events([event])
+
+    def lease_key(self) -> str:
+        """The registry's writer lease (beside the tables, in no table's folder)."""
+        return f"{self.prefix}_talent_registry.lease"
+
+
+PARQUET = "application/vnd.apache.parquet"
+
+
+def _parquet(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
