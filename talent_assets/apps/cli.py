@@ -10,11 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from talent_assets.apps.cli_errors import CliError
+from talent_assets.apps.talent_commands import add_talent_commands
+
 EXIT_FAILED = 1
-
-
-class CliError(Exception):
-    """A failure to report as one line on stderr."""
 
 
 def _parse_s3(source: str) -> tuple[str, str]:
@@ -269,11 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     query = commands.add_parser(
         "query",
         help="SQL (DuckDB) over the tables videos, face_detections, identity_clusters, "
-        "selected_frames",
+        "selected_frames, talents, talent_appearances, talent_events",
     )
     query.add_argument("sql", help="a SQL query")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     query.set_defaults(func=_cmd_query)
+    add_talent_commands(commands)
     return parser
 
 

@@ -71,11 +71,16 @@ def build_talent_frames(
         results.append(_result(person, faces, frame_key, face_key, links))
         rows.append(_row(video_id, person, faces, frame_key, face_key))
     sheet = contact_sheet(
-        crops, [f"#{p.person_id}  {faces.timestamp_s[p.face]:.1f}s" for p in chosen]
+        crops, [sheet_label(p.person_id, float(faces.timestamp_s[p.face])) for p in chosen]
     )
     sheet_key = f"{folder}{CONTACT_SHEET_NAME}"
     files[sheet_key] = (encode_jpeg(sheet), JPEG)
     return TalentFrames(files, results, rows, sheet, sheet_key)
+
+
+def sheet_label(person_id: int, timestamp_s: float) -> str:
+    """The label under a person's tile on the contact sheet."""
+    return f"#{person_id}  {timestamp_s:.1f}s"
 
 
 def _result(

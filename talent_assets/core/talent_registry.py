@@ -70,6 +70,8 @@ def curation_from_events(events: Sequence[dict[str, Any]]) -> Curation:
         kind, talent = event["event"], event["talent_id"]
         detail = json.loads(event.get("detail") or "{}")
         curation.created.setdefault(talent, event["at"])
+        if event.get("other_talent_id"):
+            curation.created.setdefault(event["other_talent_id"], event["at"])
         if kind in ("enrol", "name"):
             curation.names[talent] = event.get("name")
         elif kind == "merge":
