@@ -107,7 +107,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_talents(args: argparse.Namespace) -> int:
-    from talent_assets.infra.curation import list_talents
+    from talent_assets.infra.curation import list_talents, talent_summary
 
     talents = _curation(list_talents, _registry(args))
     if args.json:
@@ -120,26 +120,6 @@ def _cmd_talents(args: argparse.Namespace) -> int:
             f"{t['screen_time_s']:>10.1f}"
         )
     return 0
-
-
-def talent_summary(talent: dict[str, Any]) -> dict[str, Any]:
-    """A talent as JSON (``talent talents --json`` and ``GET /talents``)."""
-    return {
-        "talent_id": talent["talent_id"],
-        "name": talent["name"],
-        "videos": talent["videos"],
-        "people": talent["people"],
-        "screen_time_s": talent["screen_time_s"],
-        "first_seen": _iso(talent["first_seen"]),
-        "last_seen": _iso(talent["last_seen"]),
-        "enrolled": talent["enrolled"],
-        "best_frame_key": talent["best_frame_key"],
-        "best_face_key": talent["best_face_key"],
-    }
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _cmd_forget(args: argparse.Namespace) -> int:

@@ -123,7 +123,7 @@ TALENT_PHOTOS_SCHEMA = pa.schema(
 TALENT_EVENTS_SCHEMA = pa.schema(
     [
         pa.field("event_id", pa.string(), nullable=False),
-        pa.field("at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("occurred_at", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("actor", pa.string(), nullable=False),
         pa.field("event", pa.string(), nullable=False),  # enrol, name, merge, split, forget
         pa.field("talent_id", pa.string(), nullable=False),

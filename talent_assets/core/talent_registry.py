@@ -66,12 +66,12 @@ class Curation:
 def curation_from_events(events: Sequence[dict[str, Any]]) -> Curation:
     """Replay events (any order; sorted by time here) into a :class:`Curation`."""
     curation = Curation()
-    for event in sorted(events, key=lambda e: (e["at"], e["event_id"])):
+    for event in sorted(events, key=lambda e: (e["occurred_at"], e["event_id"])):
         kind, talent = event["event"], event["talent_id"]
         detail = json.loads(event.get("detail") or "{}")
-        curation.created.setdefault(talent, event["at"])
+        curation.created.setdefault(talent, event["occurred_at"])
         if event.get("other_talent_id"):
-            curation.created.setdefault(event["other_talent_id"], event["at"])
+            curation.created.setdefault(event["other_talent_id"], event["occurred_at"])
         if kind in ("enrol", "name"):
             curation.names[talent] = event.get("name")
         elif kind == "merge":
@@ -212,7 +212,7 @@ def registry_event(
     seed = f"{kind}/{talent_id}/{other_talent_id}/{at.isoformat()}/{name}"
     return {
         "event_id": hashlib.sha256(seed.encode()).hexdigest()[:16],
-        "at": at,
+        "occurred_at": at,
         "actor": actor,
         "event": kind,
         "talent_id": talent_id,

@@ -88,6 +88,26 @@ def list_talents(registry: Registry) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda t: (-t["screen_time_s"], t["talent_id"]))
 
 
+def talent_summary(talent: dict[str, Any]) -> dict[str, Any]:
+    """A talent as JSON (``talent talents --json`` and ``GET /talents``)."""
+    return {
+        "talent_id": talent["talent_id"],
+        "name": talent["name"],
+        "videos": talent["videos"],
+        "people": talent["people"],
+        "screen_time_s": talent["screen_time_s"],
+        "first_seen": _iso(talent["first_seen"]),
+        "last_seen": _iso(talent["last_seen"]),
+        "enrolled": talent["enrolled"],
+        "best_frame_key": talent["best_frame_key"],
+        "best_face_key": talent["best_face_key"],
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def talent_detail(registry: Registry, talent_id: str) -> dict[str, Any]:
     """One talent with its appearances (videos, frames, times); follows merged ids."""
     talent_id = _existing(registry, talent_id)

@@ -144,7 +144,7 @@ class Warehouse:
 
     def event_key(self, event: dict) -> str:
         """``talent_events/<UTC time>-<event id>.parquet``: one append-only file per event."""
-        stamp = event["at"].strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = event["occurred_at"].strftime("%Y%m%dT%H%M%S%fZ")
         return f"{self.prefix}talent_events/{stamp}-{event['event_id']}.parquet"
 
     def append_events(self, events: list[dict]) -> None:
@@ -162,7 +162,7 @@ class Warehouse:
             if info.key.endswith(".parquet"):
                 table = pq.read_table(io.BytesIO(self.store.get_bytes(info.key)))
                 rows += table.select(schema.names).cast(schema).to_pylist()
-        return sorted(rows, key=lambda e: (e["at"], e["event_id"]))
+        return sorted(rows, key=lambda e: (e["occurred_at"], e["event_id"]))
 
     def rewrite_event(self, event: dict) -> None:
         """Replace one event's file (erasure redacts a forgotten talent's name)."""

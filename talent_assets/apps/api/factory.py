@@ -30,6 +30,7 @@ from talent_assets.apps.api.errors import (
 from talent_assets.apps.api.models import ProcessRequest
 from talent_assets.apps.api.runs import RunQueue, Submission
 from talent_assets.apps.api.status import VideoReader
+from talent_assets.apps.api.talents import add_talent_routes
 from talent_assets.core.objects import UnsafeKeyError, check_key
 from talent_assets.core.video_id import is_video_key, video_id_for
 from talent_assets.defs.instance import current_instance
@@ -72,6 +73,7 @@ def create_app(
     _add_health_route(app)
     _add_process_route(app, settings, queue, videos)
     _add_status_route(app, queue, videos)
+    add_talent_routes(app, settings)
     return app
 
 

@@ -1,4 +1,5 @@
-"""One DuckDB view per warehouse table, over ``<root>/<table>/video_id=<id>/*.parquet``.
+"""One DuckDB view per warehouse table, over ``<root>/<table>/video_id=<id>/*.parquet``
+(the registry's tables, not partitioned by video: over ``<root>/<table>/*.parquet``).
 
 The files are read in place (no copy, no catalogue): a view is just a ``read_parquet`` over
 the table's partitions, so a query always sees what the pipeline last wrote.
@@ -10,9 +11,12 @@ import duckdb
 import pyarrow as pa
 
 from talent_assets.apps.query.sql import identifier, literal
-from talent_assets.core.tables import TABLE_SCHEMAS
+from talent_assets.core.tables import REGISTRY_SCHEMAS, TABLE_SCHEMAS
 
-TABLES: tuple[str, ...] = tuple(TABLE_SCHEMAS)
+#: The registry's tables analysts query (its photos' embeddings stay out of SQL).
+REGISTRY_TABLES: tuple[str, ...] = ("talents", "talent_appearances", "talent_events")
+TABLES: tuple[str, ...] = (*TABLE_SCHEMAS, *REGISTRY_TABLES)
+SCHEMAS = {**TABLE_SCHEMAS, **REGISTRY_SCHEMAS}
 
 # What reading each simple Arrow type back from Parquet gives in DuckDB.
 _SIMPLE_TYPES: dict[pa.DataType, str] = {
@@ -47,7 +51,10 @@ def _tables_with_partitions(con: duckdb.DuckDBPyConnection, root: str) -> set[st
     # a second of start-up for every ``talent query``.
     pattern = literal(f"{root}/*/video_id=*/*.parquet")
     files = con.execute(f"SELECT file FROM glob({pattern})").fetchall()
-    return {name for (file,) in files for name in TABLES if f"/{name}/video_id=" in file}
+    present = {name for (file,) in files for name in TABLE_SCHEMAS if f"/{name}/video_id=" in file}
+    flat = literal(f"{root}/*/*.parquet")
+    files = con.execute(f"SELECT file FROM glob({flat})").fetchall()
+    return present | {n for (file,) in files for n in REGISTRY_TABLES if f"/{n}/" in file}
 
 
 def _view_sql(name: str, root: str, has_files: bool) -> str:
@@ -56,9 +63,12 @@ def _view_sql(name: str, root: str, has_files: bool) -> str:
         # Same columns and types as the Parquet files would give, and no rows.
         columns = ", ".join(
             f"CAST(NULL AS {_duckdb_type(field.type)}) AS {identifier(field.name)}"
-            for field in TABLE_SCHEMAS[name]
+            for field in SCHEMAS[name]
         )
         return f"CREATE VIEW {name} AS SELECT {columns} WHERE false"
+    if name in REGISTRY_TABLES:
+        files = literal(f"{root}/{name}/*.parquet")
+        return f"CREATE VIEW {name} AS SELECT * FROM read_parquet({files})"
     # The files carry video_id as a column too; DuckDB then exposes a single video_id (the
     # partition value, identical by construction), and filters on it prune whole files.
     # VARCHAR always: an id that looks like a number must not be auto-cast.
