@@ -10,17 +10,17 @@ import dagster as dg
 from talent_assets.defs.assets import ALL_ASSETS, talent_registry
 from talent_assets.defs.jobs import process_video_job, update_talent_registry_job
 from talent_assets.defs.resources import build_resources
-from talent_assets.defs.sensors import build_registry_automation_sensor, build_s3_video_sensor
+from talent_assets.defs.sensors import build_registry_sensor, build_s3_video_sensor
 from talent_assets.infra.settings import Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The four video assets and the registry, their jobs, the S3 sensor and the registry's
-    automation sensor, and the resources, for ``settings``."""
+    sensor, and the resources, for ``settings``."""
     return dg.Definitions(
         assets=[*ALL_ASSETS, talent_registry],
         jobs=[process_video_job, update_talent_registry_job],
-        sensors=[build_s3_video_sensor(settings), build_registry_automation_sensor(settings)],
+        sensors=[build_s3_video_sensor(settings), build_registry_sensor(settings)],
         resources=build_resources(settings),
     )
 

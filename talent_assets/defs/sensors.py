@@ -1,5 +1,5 @@
 """``s3_video_sensor``: new or changed videos under the prefix become partitions and runs;
-``talent_registry_automation``: the registry follows each video (declarative automation).
+``talent_registry_sensor``: the registry is updated after each successful video run.
 
 Built by :func:`build_s3_video_sensor` from the settings (interval, default status, cap per
 tick), so nothing is read from the environment at import time. The decision per tick is the
@@ -9,21 +9,21 @@ pure :func:`~talent_assets.core.sensor_plan.plan_tick`.
 from __future__ import annotations
 
 from dagster import (
-    AssetSelection,
-    AutomationConditionSensorDefinition,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunStatusSensorContext,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    run_status_sensor,
     sensor,
 )
 
 from talent_assets.core.sensor_plan import SensorCursor, plan_tick, run_key_for
 from talent_assets.core.video_id import is_video_key, video_id_for
-from talent_assets.defs.assets import talent_registry
-from talent_assets.defs.jobs import process_video_job
+from talent_assets.defs.jobs import process_video_job, update_talent_registry_job
 from talent_assets.defs.partitions import videos_partitions
 from talent_assets.defs.resources import TalentStorage
 from talent_assets.defs.tags import REGISTRY_TAG, video_run_tags
@@ -55,19 +55,31 @@ def build_s3_video_sensor(settings: Settings) -> SensorDefinition:
     return s3_video_sensor
 
 
-def build_registry_automation_sensor(settings: Settings) -> AutomationConditionSensorDefinition:
-    """The sensor that evaluates ``talent_registry``'s automation condition (it runs after any
-    video's ``selected_frames`` updates); on or off like the S3 sensor."""
-    return AutomationConditionSensorDefinition(
-        "talent_registry_automation",
-        target=AssetSelection.assets(talent_registry),
-        run_tags=REGISTRY_TAG,
+def build_registry_sensor(settings: Settings) -> SensorDefinition:
+    """The sensor that requests a registry update after every successful video run.
+
+    A run status sensor rather than declarative automation: ``eager``-style conditions take
+    an update that lands while the registry is being rebuilt as handled, so a video finishing
+    meanwhile could wait for the next one. One request per video run (its run id is the run
+    key), queued one at a time by the stack's tag limit; redundant updates are cheap and
+    harmless. Its cursor survives a daemon restart.
+    """
+
+    @run_status_sensor(
+        name="talent_registry_sensor",
+        run_status=DagsterRunStatus.SUCCESS,
+        monitored_jobs=[process_video_job],
+        request_job=update_talent_registry_job,
+        minimum_interval_seconds=settings.sensor_interval_s,
         default_status=(
             DefaultSensorStatus.RUNNING if settings.sensor_running else DefaultSensorStatus.STOPPED
         ),
-        minimum_interval_seconds=settings.sensor_interval_s,
-        description="Updates the talent registry after each video (see talent_registry).",
+        description="Updates the talent registry after each successful video run.",
     )
+    def talent_registry_sensor(context: RunStatusSensorContext) -> RunRequest:
+        return RunRequest(run_key=context.dagster_run.run_id, tags=REGISTRY_TAG)
+
+    return talent_registry_sensor
 
 
 def evaluate_tick(

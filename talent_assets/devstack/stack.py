@@ -99,7 +99,8 @@ def dagster_yaml(max_concurrent_videos: int) -> str:
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
-  config:
+concurrency:
+  runs:
     max_concurrent_runs: {max(1, max_concurrent_videos) * 2 + 1}
     tag_concurrency_limits:
       - key: {PIPELINE_TAG_KEY}
@@ -108,7 +109,6 @@ run_coordinator:
       - key: {PIPELINE_TAG_KEY}
         value: talent_registry
         limit: 1
-concurrency:
   pools:
     default_limit: 1
 run_retries:

@@ -13,11 +13,12 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from talent_assets.core.video_id import video_id_for
-from talent_assets.defs.tags import SOURCE_KEY_TAG
+from talent_assets.defs.tags import REGISTRY_TAG, SOURCE_KEY_TAG
 from talent_assets.devstack.stack import StackInfo, wait_for_runs
 from talent_assets.infra.s3 import bucket_store
 from talent_assets.infra.settings import Settings
 from tests.support import media
+from tests.support.pipeline import manifest_of
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +59,15 @@ def test_uploads_become_partitions_and_runs_without_a_manual_step(
             assert run.tags["dagster/partition"] == ids[key]
             assert run.tags["talent/pipeline"] == "process_video"
 
+        # The registry follows by itself (declarative automation): each video's people get
+        # a talent id in the manifest.
+        ended = [instance.get_run_record_by_id(r.run_id).end_time for r in runs.values()]
+        _wait_for_registry_after(instance, max(ended))
+        for key in keys:
+            manifest = manifest_of(settings, key)
+            assert all(r["talent_id"] for r in manifest["results"]), manifest
+        assert sum(len(manifest_of(settings, k)["results"]) for k in keys) == 4
+
         # Later ticks add nothing: still one run per video.
         time.sleep(3 * local_stack.sensor_interval_s + 2)
         assert [len(_runs_for(instance, k)) for k in keys] == [1, 1, 1]
@@ -76,6 +86,22 @@ def test_uploads_become_partitions_and_runs_without_a_manual_step(
         again = _runs_for(instance, changed)
         assert len(again) == 2 and again[0].status == DagsterRunStatus.SUCCESS
         assert [len(_runs_for(instance, k)) for k in keys[:2]] == [1, 1]
+
+
+def _wait_for_registry_after(instance: DagsterInstance, after: float) -> None:
+    """Wait for a successful ``talent_registry`` run that started after ``after``."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        records = instance.get_run_records(filters=RunsFilter(tags=REGISTRY_TAG))
+        if any(
+            r.dagster_run.status == DagsterRunStatus.SUCCESS
+            and r.start_time is not None
+            and r.start_time >= after
+            for r in records
+        ):
+            return
+        time.sleep(1)
+    raise AssertionError("no talent_registry run after the videos")
 
 
 def test_talent_up_prints_addresses_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:

@@ -2,15 +2,14 @@
 
 Not partitioned: it depends on ``selected_frames`` across all video partitions and is
 recomputed as a whole (``infra/registry.update_registry``, under the registry's lease). It
-runs after each video by declarative automation in the stack, and by the CLI and API right
-after their runs (``apps/runner``).
+runs after each successful video: in the stack a run status sensor requests it
+(``defs/sensors.py``), the CLI and API run it right after their runs (``apps/runner``).
 """
 
 import cv2
 import numpy as np
 from dagster import (
     AssetExecutionContext,
-    AutomationCondition,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -25,14 +24,6 @@ from talent_assets.defs.resources import FaceDetector, TalentStorage
 from talent_assets.infra.registry import RegistryState, update_registry
 from talent_assets.infra.storage import ObjectStore
 
-#: After any video's ``selected_frames`` updates, even while other videos are still missing
-#: or running (``eager`` would wait for every partition, which never happens with failures).
-REGISTRY_AUTOMATION = (
-    AutomationCondition.eager()
-    .without(~AutomationCondition.any_deps_missing())
-    .without(~AutomationCondition.any_deps_in_progress())
-    .with_label("after any video")
-)
 #: One registry update at a time in Dagster (the stack's instance limits every pool to 1).
 REGISTRY_POOL = "talent_registry"
 GALLERY_LIMIT = 48
@@ -43,7 +34,6 @@ GALLERY_LIMIT = 48
     group_name="talent",
     kinds={"parquet", "s3"},
     pool=REGISTRY_POOL,
-    automation_condition=REGISTRY_AUTOMATION,
     description=(
         "Talents across videos: each video's people matched by their exemplar faces to "
         "persistent talent ids (T + 6 characters), named by enrolment or by hand. Writes the "
