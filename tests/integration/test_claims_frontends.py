@@ -350,7 +350,7 @@ def test_stack_queue_runs_at_most_max_concurrent_videos(stubbed_up: StubbedUp) -
         )
 
     with DagsterInstance.from_config(str(home)) as instance:
-        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         assert {"key": "talent/pipeline", "value": "process_video", "limit": 3} in limits
         daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
 

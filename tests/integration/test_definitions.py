@@ -22,7 +22,7 @@ defs = load_defs()  # the lazy entry point Dagster loads, called as Dagster woul
 def test_four_assets_in_one_partitioned_lineage() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == set(ASSETS)
+    assert keys == {*ASSETS, "talent_registry"}
     for upstream, downstream in itertools.pairwise(ASSETS):
         parents = graph.get(AssetKey(downstream)).parent_keys
         assert parents == {AssetKey(upstream)}
@@ -32,6 +32,16 @@ def test_four_assets_in_one_partitioned_lineage() -> None:
         assert partitions.name == "videos"
     job = defs.resolve_job_def("process_video")
     assert job.partitions_def is not None
+    # The registry follows across all partitions: not partitioned, below selected_frames,
+    # updated by its own job after every successful video run.
+    registry = graph.get(AssetKey("talent_registry"))
+    assert registry.partitions_def is None
+    assert registry.parent_keys == {AssetKey("selected_frames")}
+    assert registry.group_name == "talent" and registry.description
+    update = defs.resolve_job_def("update_talent_registry")
+    assert [n.name for n in update.nodes] == ["talent_registry"]
+    sensor = defs.resolve_sensor_def("talent_registry_sensor")
+    assert sensor.job_name == "update_talent_registry"
 
 
 def test_assets_carry_descriptions_groups_and_retry_policies() -> None:
