@@ -154,8 +154,10 @@ def test_talent_serve_answers_health_processes_and_runs_one_video_at_a_time(
         assert manifest == manifest_of(talent_env, keys[0])
         assert manifest["status"] == "success" and manifest["people_found"] == 0
         with DagsterInstance.from_config(str(served.home)) as instance:
-            (run,) = instance.get_runs()  # recorded in the DAGSTER_HOME instance
+            # Recorded in the DAGSTER_HOME instance: the video's run, then the registry's.
+            registry, run = instance.get_runs()
             assert run.is_success and run.tags["talent/key"] == keys[0]
+            assert registry.is_success and registry.job_name == "update_talent_registry"
 
         # TALENT_API_MAX_CONCURRENT unset (1): two videos posted together run one by one.
         first, second = _post_both(served, talent_env, keys[1:])
