@@ -28,7 +28,8 @@ import pytest
 from dagster import DagsterInstance
 
 from talent_assets.apps.query import QueryError, connect, run_query
-from talent_assets.core.tables import TABLE_SCHEMAS
+from talent_assets.apps.query.views import REGISTRY_TABLES
+from talent_assets.core.tables import REGISTRY_SCHEMAS, TABLE_SCHEMAS
 from talent_assets.infra.settings import Settings
 from talent_assets.infra.warehouse import Warehouse
 from tests.support import media
@@ -237,12 +238,66 @@ def check_tracks(rows: list[dict], p: Processed) -> None:
         assert len([row for row in tracks if row["person_id"] == 1]) >= 2
 
 
+def _registry(p: Processed) -> tuple[list[dict], list[dict]]:
+    """The registry the two runs left in this module's warehouse: talents and appearances."""
+    warehouse = Warehouse(store_for(p.settings), WAREHOUSE_PREFIX)
+    return (
+        warehouse.read_whole("talents").to_pylist(),
+        warehouse.read_whole("talent_appearances").to_pylist(),
+    )
+
+
+def check_videos_of_a_talent(rows: list[dict], p: Processed) -> None:
+    talents, _ = _registry(p)
+    # The same clip twice: three talents of two videos each; the first by id is shown.
+    assert sorted(len(t["videos"]) for t in talents) == [2, 2, 2]
+    first = min(t["talent_id"] for t in talents)
+    assert {r["talent_id"] for r in rows} == {first}
+    assert sorted(r["video_id"] for r in rows) == sorted(p.video_ids)
+    for r in rows:
+        result = p.manifests[r["video_id"]]["results"][r["person_id"]]
+        assert r["key"] == p.manifests[r["video_id"]]["source"]["key"]
+        assert r["s3_key"] == result["s3_key"]
+        assert r["screen_time_s"] == pytest.approx(result["screen_time"])
+    # The published manifests carry the talent of each person.
+    manifests = {vid: manifest_of(p.settings, m["source"]["key"]) for vid, m in p.manifests.items()}
+    assert {manifests[r["video_id"]]["results"][r["person_id"]]["talent_id"] for r in rows} == {
+        first
+    }
+
+
+def check_screen_time_per_month(rows: list[dict], p: Processed) -> None:
+    talents, appearances = _registry(p)
+    assert {r["talent_id"] for r in rows} == {t["talent_id"] for t in talents}
+    for r in rows:
+        mine = [a for a in appearances if a["talent_id"] == r["talent_id"]]
+        assert r["videos"] == 2 and r["name"] is None
+        assert r["screen_time_s"] == pytest.approx(sum(a["screen_time_s"] for a in mine), abs=0.051)
+        month = min(a["ingested_at"] for a in mine)
+        assert r["month"].startswith(f"{month.year:04d}-{month.month:02d}-01")
+    values = [r["screen_time_s"] for r in rows]
+    assert values == sorted(values, reverse=True)  # one month: by screen time
+
+
+def check_talents_together(rows: list[dict], p: Processed) -> None:
+    talents, _ = _registry(p)
+    ids = sorted(t["talent_id"] for t in talents)
+    # Three talents, each in both videos: every pair shares both.
+    assert [(r["talent_a"], r["talent_b"]) for r in rows] == [
+        (a, b) for i, a in enumerate(ids) for b in ids[i + 1 :]
+    ]
+    assert all(r["videos"] == 2 and sorted(r["video_ids"]) == sorted(p.video_ids) for r in rows)
+
+
 CHECKS: dict[str, Callable[[list[dict], Processed], None]] = {
     "Screen time per person per video": check_screen_time,
     "Faces per minute per video": check_faces_per_minute,
     "Most similar people across different videos": check_similar_people,
     "People and face quality per video": check_people_and_quality,
     "Appearances (tracks) of each person": check_tracks,
+    "Every video with a talent": check_videos_of_a_talent,
+    "Screen time per talent per month": check_screen_time_per_month,
+    "Talents appearing together": check_talents_together,
 }
 
 
@@ -362,8 +417,9 @@ def test_value_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_empty_warehouse_gives_empty_views(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TALENT_WAREHOUSE", str(tmp_path / "fresh"))
     assert query_json("SELECT count(*) AS n FROM videos") == [{"n": 0}]
+    registry = {name: REGISTRY_SCHEMAS[name] for name in REGISTRY_TABLES}
     with connect(Settings.from_env()) as con:
-        for name, schema in TABLE_SCHEMAS.items():
+        for name, schema in {**TABLE_SCHEMAS, **registry}.items():
             columns = [row[0] for row in con.execute(f"DESCRIBE {name}").fetchall()]
             assert columns == schema.names
             assert con.execute(f"SELECT count(*) FROM {name}").fetchone() == (0,)
