@@ -66,7 +66,11 @@ class Curation:
 def curation_from_events(events: Sequence[dict[str, Any]]) -> Curation:
     """Replay events (any order; sorted by time here) into a :class:`Curation`."""
     curation = Curation()
-    for event in sorted(events, key=lambda e: (e["occurred_at"], e["event_id"])):
+    # Same time: names before merges, so a merge carries the name given with it.
+    order = {kind: i for i, kind in enumerate(EVENT_KINDS)}
+    for event in sorted(
+        events, key=lambda e: (e["occurred_at"], order.get(e["event"], 9), e["event_id"])
+    ):
         kind, talent = event["event"], event["talent_id"]
         detail = json.loads(event.get("detail") or "{}")
         curation.created.setdefault(talent, event["occurred_at"])

@@ -21,7 +21,7 @@ from talent_assets.core.talent_registry import (
     registry_event,
     talent_code,
 )
-from talent_assets.infra.enrolment import PhotoFace
+from talent_assets.infra.enrolment import PhotoFace, check_one_person
 from talent_assets.infra.erasure import VideoErasure, erase_people
 from talent_assets.infra.registry import RegistryState, recompute_registry
 from talent_assets.infra.registry_lock import registry_lease
@@ -130,6 +130,7 @@ def enrol_talent(registry: Registry, name: str, faces: list[PhotoFace], actor: s
     name = clean_name(name)
     if not faces:
         raise CurationError("enrolment needs at least one photo")
+    check_one_person(faces, registry.threshold)
     now = datetime.now(UTC)
     with registry.lease():
         exemplars = np.stack([f.embedding for f in faces])
@@ -142,7 +143,7 @@ def enrol_talent(registry: Registry, name: str, faces: list[PhotoFace], actor: s
         detail = {"photos": len(faces), "named_existing": talent_id in _talent_ids(registry)}
         event = registry_event("enrol", talent_id, now, actor=actor, name=name, detail=detail)
         registry.warehouse.append_events([event])
-        registry.recompute(now)
+        registry.recompute(datetime.now(UTC))
     return talent_id
 
 
@@ -154,7 +155,7 @@ def name_talent(registry: Registry, talent_id: str, name: str, actor: str) -> st
         talent_id = _existing(registry, talent_id)
         event = registry_event("name", talent_id, now, actor=actor, name=name)
         registry.warehouse.append_events([event])
-        registry.recompute(now)
+        registry.recompute(datetime.now(UTC))
     return talent_id
 
 
@@ -182,7 +183,7 @@ def merge_talents(registry: Registry, keep: str, other: str, actor: str) -> str:
             "merge", keep, now, actor=actor, other_talent_id=other, detail={"members": members}
         )
         registry.warehouse.append_events([event])
-        registry.recompute(now)
+        registry.recompute(datetime.now(UTC))
     return keep
 
 
@@ -202,7 +203,7 @@ def forget_talent(registry: Registry, talent_id: str, actor: str) -> list[VideoE
         detail = {"videos": len(erased), "people": sum(e.people for e in erased)}
         event = registry_event("forget", talent_id, now, actor=actor, detail=detail)
         registry.warehouse.append_events([event])
-        registry.recompute(now)
+        registry.recompute(datetime.now(UTC))
     return erased
 
 

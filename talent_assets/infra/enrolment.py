@@ -56,3 +56,19 @@ def photo_face(photo: str, data: bytes, model_pack: str) -> PhotoFace:
             f"< {MIN_PHOTO_QUALITY:.0f})"
         )
     return PhotoFace(photo, np.asarray(largest.embedding, np.float32), float(largest.face_quality))
+
+
+def check_one_person(faces: list[PhotoFace], threshold: float) -> None:
+    """Refuse photos of different people: each must match another at ``threshold`` (the
+    cross-video match), else one name would join two people's talents."""
+    if len(faces) < 2:
+        return
+    embeddings = np.stack([f.embedding for f in faces])
+    similarity = embeddings @ embeddings.T
+    np.fill_diagonal(similarity, -1.0)
+    for face, best in zip(faces, similarity.max(axis=1), strict=True):
+        if best < threshold:
+            raise EnrolmentError(
+                f"{face.photo}: not the same person as the other photos (best match "
+                f"{best:.2f} < {threshold:.2f})"
+            )

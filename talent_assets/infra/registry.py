@@ -146,7 +146,9 @@ def recompute_registry(
     previous = {(a["video_id"], a["person_id"]): a["talent_id"] for a in old_appearances}
     curation = curation_from_events(warehouse.read_events())
     for talent in old_talents:
-        curation.created.setdefault(talent["talent_id"], talent["created_at"])
+        # The table knows when a talent was made; its first event (a naming, say) may be
+        # much later and must not make it look younger when two talents merge.
+        curation.created[talent["talent_id"]] = talent["created_at"]
     people = load_people(warehouse, previous)
     enrolments = load_enrolments(warehouse)
     read_s = time.perf_counter() - started

@@ -108,6 +108,15 @@ class VideoReader:
             # not a video this API serves.
             raise ApiError(404, f"unknown video id: {video_id}")
         status, error = self._run_status(run)
+        if (
+            status == "success"
+            and submission is not None
+            and run.run_id == submission.run_id
+            and not submission.future.done()
+        ):
+            # The video's run is done but its registry update (same submission) is not: the
+            # manifest has no talent ids yet, so the video is not done for the caller.
+            status = "running"
         return self._answer(video_id, status, run.run_id, key, error)
 
     def _submission_status(self, video_id: str, submission: Submission) -> dict[str, Any]:
