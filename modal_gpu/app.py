@@ -411,6 +411,8 @@ def download_models(pack: str = DEFAULT_MODEL_PACK, force: bool = False) -> dict
     image=web_image,
     secrets=[s3_secret, api_secret],
     env=web_environment(),
+    # Enrolment photos are embedded here, on the CPU, with the pack the GPU workers use.
+    volumes={MODEL_ROOT: model_volume},
     cpu=2.0,
     memory=4096,
     timeout=WEB_TIMEOUT_S,
@@ -420,7 +422,8 @@ def download_models(pack: str = DEFAULT_MODEL_PACK, force: bool = False) -> dict
 @modal.concurrent(max_inputs=WEB_MAX_INPUTS)
 @modal.asgi_app()
 def web():
-    """``talent_assets.apps.api`` (POST /process, GET /videos/{id}) with the GPU detector."""
+    """``talent_assets.apps.api`` (POST /process, GET /videos/{id}, /talents) with the GPU
+    detector."""
     from talent_assets.apps.api import create_app
 
     return create_app()

@@ -243,6 +243,8 @@ def test_web_endpoint_is_an_asgi_app_on_the_project_lock() -> None:
     assert info.concurrency_info.max_inputs == modal_app.WEB_MAX_INPUTS
     assert _create_settings(web)["autoscaler_settings"].max_containers == 1
     assert modal_app.web_environment()["TALENT_DETECTOR"] == "modal"
+    # Enrolment embeds photos in the web container: the models volume is mounted there too.
+    assert info.volumes[modal_app.MODEL_ROOT].name == modal_app.VOLUME_NAME
 
     layers = _image_layers(modal_app.web_image)
     text = "\n".join(_commands(modal_app.web_image))
