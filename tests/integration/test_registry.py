@@ -393,3 +393,55 @@ def test_the_local_lease_is_a_compare_and_swap(tmp_path: Path) -> None:
     store.put_bytes_if("a/lease", b"3", "text/plain", etag=first)
     assert store.get_bytes("a/lease") == b"3"
     assert [o.key for o in store.list("")] == ["a/lease"]  # the lock file is never listed
+
+
+# --- what the Dagster UI shows ----------------------------------------------------------------
+
+
+def test_registry_materialisation_shows_counts_timings_and_a_gallery(
+    talent_env: Settings,
+    dagster_instance,
+    three_person,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README: the ``talent_registry`` asset shows talents, named talents, merges, timings
+    and a gallery of the talents' faces. A run through the runner (as the CLI and API do),
+    on a warehouse of its own in the session's bucket."""
+    import base64
+
+    from dagster import AssetKey
+
+    from talent_assets.apps.runner import update_registry_in_process
+    from talent_assets.defs.resources import build_resources
+    from talent_assets.infra.curation import Registry, name_talent
+    from tests.support.pipeline import run_key, upload
+
+    monkeypatch.setenv("TALENT_WAREHOUSE", f"s3://{talent_env.bucket}/registry-ui/warehouse")
+    settings = Settings.from_env()
+    key = "videos/registry-ui/three.mp4"
+    upload(settings, three_person[0], key)
+    _, outcome = run_key(settings, dagster_instance, key)
+    assert outcome.success and not outcome.registry_message, outcome
+
+    def latest() -> dict:
+        event = dagster_instance.get_latest_materialization_event(AssetKey("talent_registry"))
+        assert event is not None
+        metadata = event.asset_materialization.metadata
+        return {name: getattr(value, "value", value) for name, value in metadata.items()}
+
+    shown = latest()
+    assert (shown["talents"], shown["named_talents"], shown["people"]) == (3, 0, 3)
+    assert shown["videos"] == 1 and shown["manifests_updated"] == 1
+    assert all(shown[t] >= 0 for t in ("read_s", "match_s", "write_s"))
+    assert shown["match_threshold"] == 0.55
+    data = shown["gallery"].split("base64,", 1)[1].rstrip(")")
+    gallery = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
+    assert gallery is not None and gallery.shape[1] >= 300  # three tiles side by side
+
+    talent_id = json.loads(
+        bucket_store(settings).get_bytes("processed/registry-ui/three/manifest.json")
+    )["results"][0]["talent_id"]
+    name_talent(Registry.for_settings(settings), talent_id, "Ada", "test")
+    again = update_registry_in_process(build_resources(settings), instance=dagster_instance)
+    assert again.success, again.message
+    assert latest()["named_talents"] == 1
