@@ -445,3 +445,28 @@ def test_registry_materialisation_shows_counts_timings_and_a_gallery(
     again = update_registry_in_process(build_resources(settings), instance=dagster_instance)
     assert again.success, again.message
     assert latest()["named_talents"] == 1
+
+
+def test_erasing_a_video_twice_changes_nothing_the_second_time(
+    videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """design.md: each erasure step is idempotent, so a forget that stopped half-way is
+    finished by running it again."""
+    from talent_assets.infra.erasure import erase_people
+    from talent_assets.infra.warehouse import Warehouse
+
+    out = tmp_path / "out"
+    manifest = process(videos["bc"], out)
+    store = LocalObjectStore(out)
+    warehouse = Warehouse(store, "warehouse/")
+    exemplars = np.asarray(
+        warehouse.read("selected_frames", manifest["video_id"])["exemplars"][1].as_py(), np.float32
+    )
+    first = erase_people(warehouse, store, manifest["video_id"], {1}, exemplars)
+    assert (first.people, first.files) == (1, 2) and first.faces > 0
+    after_first = _snapshot(out)
+    second = erase_people(warehouse, store, manifest["video_id"], {1}, exemplars)
+    assert (second.people, second.faces, second.files) == (0, 0, 0)
+    changed = {k for k, v in _snapshot(out).items() if after_first.get(k) != v}
+    # Only the tables are rewritten (same rows); no image or manifest changes again.
+    assert all(k.startswith("warehouse/") for k in changed), changed
