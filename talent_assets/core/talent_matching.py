@@ -136,7 +136,8 @@ def member_links(members: Sequence[Member], threshold: float) -> list[Link]:
             similarity = member_similarity(member.exemplars, members[j].exemplars)
             if similarity >= threshold:
                 links.append(Link(i, int(j), similarity))
-    links.sort(key=lambda x: (-x.similarity, members[x.a].key, members[x.b].key))
+    # Ties by the pair's keys, smaller first: independent of the order of ``members``.
+    links.sort(key=lambda x: (-x.similarity, *sorted((members[x.a].key, members[x.b].key))))
     return links
 
 

@@ -156,13 +156,18 @@ def _assign_ids(
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Give each group an id: the oldest previous id most of it held, else a new one."""
     previous = [Counter(_previous_ids(members, g, curation)) for g in groups]
+    # A group holding an enrolment claims that enrolment's id before anything else (its
+    # photos are filed under it); then the oldest id, the most members, the first member.
+    pinned = [
+        {curation.resolve(members[i].talent_id) for i in g if members[i].enrolled} for g in groups
+    ]
     claims = sorted(
         (
-            (curation.created.get(t, now), -n, members[g[0]].key, gi, t)
+            (t not in pinned[gi], curation.created.get(t, now), -n, members[g[0]].key, gi, t)
             for gi, (g, counts) in enumerate(zip(groups, previous, strict=True))
             for t, n in counts.items()
         ),
-        key=lambda c: (c[0], c[1], c[2], c[4]),
+        key=lambda c: (c[0], c[1], c[2], c[3], c[5]),
     )
     ids: list[str | None] = [None] * len(groups)
     owner: dict[str, int] = {}

@@ -546,13 +546,6 @@ def test_grouping_is_right_and_independent_of_member_order(faces: Faces) -> None
         assert ids_by_key(shuffled, grouping) == expected_ids
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="member_links breaks exact similarity ties by (members[a].key, members[b].key) "
-    "with a < b in input order, so when one person is exactly as like two members that may "
-    "not share a group (two enrolments of the same photo), which one it joins depends on the "
-    "order of the members",
-)
 def test_an_exact_tie_between_two_enrolments_is_broken_the_same_in_any_order(
     faces: Faces,
 ) -> None:
@@ -673,14 +666,6 @@ def test_a_cannot_link_splits_a_talent_and_the_larger_part_keeps_it(faces: Faces
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_assign_ids ranks previous ids by age then count and ignores enrolments: when a "
-    "talent's people leave its own enrolment for a second enrolment (cannot-link), the group "
-    "holding more of its members takes its id; the enrolment that named it gets a fresh, "
-    "nameless id, and the registry records the second enrolled talent as merged into the "
-    "first although their enrolments are kept apart",
-)
 def test_an_enrolment_keeps_its_own_talent_id(faces: Faces) -> None:
     """An enrolled talent's photos stay under its id: T (enrolled "Barack Obama" from
     obama3.jpg) held two videos of the lectern speech (obama2.jpg); then U is enrolled from
