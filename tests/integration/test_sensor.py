@@ -139,3 +139,24 @@ def test_plan_ignores_non_videos_and_old_objects() -> None:
 
 def test_run_key_is_per_content_version() -> None:
     assert run_key_for("vid-1", "abc") != run_key_for("vid-1", "abd")
+
+
+def test_the_lookback_is_fifteen_minutes() -> None:
+    """README: keys seen in a 15-minute look-back behind the high-water mark: an object that
+    appears late with an older LastModified is caught within 15 minutes, not beyond; the
+    cursor forgets keys older than that."""
+    high = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    cursor = SensorCursor(high_water=high)
+
+    def late(minutes: float, key: str) -> ObjectInfo:
+        return ObjectInfo(key, 1, key, high - timedelta(minutes=minutes))
+
+    assert [o.key for o in plan_tick([late(14.9, "v/in.mp4")], cursor, 10).requested] == [
+        "v/in.mp4"
+    ]
+    assert plan_tick([late(15.1, "v/out.mp4")], cursor, 10).requested == []
+    later = plan_tick([ObjectInfo("v/new.mp4", 1, "n", high + timedelta(minutes=16))], cursor, 10)
+    kept = plan_tick([late(1, "v/recent.mp4")], cursor, 10).cursor.recent
+    assert "v/recent.mp4" in kept
+    forgotten = plan_tick([], SensorCursor(later.cursor.high_water, kept), 10).cursor.recent
+    assert "v/recent.mp4" not in forgotten
