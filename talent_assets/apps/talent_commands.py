@@ -66,10 +66,11 @@ def _actor() -> str:
 def _curation(call: Any, *args: Any) -> Any:
     from talent_assets.infra.curation import CurationError
     from talent_assets.infra.enrolment import EnrolmentError
+    from talent_assets.infra.registry_lock import RegistryBusyError, RegistryLeaseLostError
 
     try:
         return call(*args)
-    except (CurationError, EnrolmentError) as err:
+    except (CurationError, EnrolmentError, RegistryBusyError, RegistryLeaseLostError) as err:
         raise CliError(str(err)) from None
 
 
@@ -125,11 +126,11 @@ def _cmd_talents(args: argparse.Namespace) -> int:
 def _cmd_forget(args: argparse.Namespace) -> int:
     from talent_assets.infra.curation import forget_talent
 
-    erased = _curation(forget_talent, _registry(args), args.talent_id, _actor())
+    forgotten, erased = _curation(forget_talent, _registry(args), args.talent_id, _actor())
     people = sum(e.people for e in erased)
     files = sum(e.files for e in erased)
     print(
-        f"forgot {args.talent_id}: {people} people in {len(erased)} videos, {files} images "
+        f"forgot {forgotten}: {people} people in {len(erased)} videos, {files} images "
         f"deleted, hidden in {sum(e.frames_hidden for e in erased)} other frames"
     )
     return 0

@@ -7,6 +7,7 @@ every affected manifest at once. ``talent`` commands and the HTTP API call these
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from talent_assets.core.talent_registry import (
 from talent_assets.infra.enrolment import PhotoFace, check_one_person
 from talent_assets.infra.erasure import VideoErasure, erase_people
 from talent_assets.infra.registry import RegistryState, recompute_registry
-from talent_assets.infra.registry_lock import registry_lease
+from talent_assets.infra.registry_lock import RegistryLease, registry_lease
 from talent_assets.infra.s3 import bucket_store
 from talent_assets.infra.settings import Settings
 from talent_assets.infra.storage import LocalObjectStore, ObjectStore
@@ -49,10 +50,14 @@ class Registry:
     outputs: ObjectStore
     threshold: float
 
-    def recompute(self, now: datetime) -> RegistryState:
-        return recompute_registry(self.warehouse, self.outputs, self.threshold, now)
+    def recompute(self, lease: RegistryLease) -> RegistryState:
+        """Recompute and publish the registry now, under ``lease`` (held by the caller)."""
+        return recompute_registry(
+            self.warehouse, self.outputs, self.threshold, datetime.now(UTC), check=lease.check
+        )
 
-    def lease(self) -> Any:
+    def lease(self) -> AbstractContextManager[RegistryLease]:
+        """The registry's writer lease (see ``infra/registry_lock``)."""
         return registry_lease(self.warehouse.store, self.warehouse.lease_key())
 
     @classmethod
@@ -132,9 +137,10 @@ def enrol_talent(registry: Registry, name: str, faces: list[PhotoFace], actor: s
         raise CurationError("enrolment needs at least one photo")
     check_one_person(faces, registry.threshold)
     now = datetime.now(UTC)
-    with registry.lease():
+    with registry.lease() as lease:
         exemplars = np.stack([f.embedding for f in faces])
         talent_id = _matching_talent(registry, exemplars)
+        _refuse_renaming_by_enrolment(registry, talent_id, name)
         if talent_id is None:
             events = registry.warehouse.read_events()
             taken = set(curation_from_events(events).created) | _talent_ids(registry)
@@ -143,26 +149,49 @@ def enrol_talent(registry: Registry, name: str, faces: list[PhotoFace], actor: s
         detail = {"photos": len(faces), "named_existing": talent_id in _talent_ids(registry)}
         event = registry_event("enrol", talent_id, now, actor=actor, name=name, detail=detail)
         registry.warehouse.append_events([event])
-        registry.recompute(datetime.now(UTC))
+        registry.recompute(lease)
     return talent_id
+
+
+def _refuse_renaming_by_enrolment(registry: Registry, talent_id: str | None, name: str) -> None:
+    """Photos that match a talent named otherwise are a mistake or a rename: ask for
+    ``talent name`` instead of renaming silently."""
+    if talent_id is None:
+        return
+    names = dict(
+        zip(
+            *(
+                registry.warehouse.read_whole("talents")[c].to_pylist()
+                for c in ("talent_id", "name")
+            ),
+            strict=True,
+        )
+    )
+    current = names.get(talent_id)
+    if current and current != name:
+        raise CurationError(
+            f"the photos show {talent_id}, already named {current!r}; rename it with "
+            f"`talent name {talent_id} ...`",
+            "conflict",
+        )
 
 
 def name_talent(registry: Registry, talent_id: str, name: str, actor: str) -> str:
     """Name a talent (a merged id names the talent it merged into); returns its id."""
     name = clean_name(name)
     now = datetime.now(UTC)
-    with registry.lease():
+    with registry.lease() as lease:
         talent_id = _existing(registry, talent_id)
         event = registry_event("name", talent_id, now, actor=actor, name=name)
         registry.warehouse.append_events([event])
-        registry.recompute(datetime.now(UTC))
+        registry.recompute(lease)
     return talent_id
 
 
 def merge_talents(registry: Registry, keep: str, other: str, actor: str) -> str:
     """Merge ``other`` into ``keep`` for good (its people and name go to ``keep``)."""
     now = datetime.now(UTC)
-    with registry.lease():
+    with registry.lease() as lease:
         keep, other = _existing(registry, keep), _existing(registry, other)
         if keep == other:
             raise CurationError(f"{keep} and {other} are already one talent", "conflict")
@@ -182,43 +211,64 @@ def merge_talents(registry: Registry, keep: str, other: str, actor: str) -> str:
         event = registry_event(
             "merge", keep, now, actor=actor, other_talent_id=other, detail={"members": members}
         )
+        # The other's enrolment photos join the kept talent (two enrolments never share one).
+        _move_photos(registry.warehouse, _ids_of_talent(registry.warehouse, other), keep)
         registry.warehouse.append_events([event])
-        registry.recompute(datetime.now(UTC))
+        registry.recompute(lease)
     return keep
 
 
-def forget_talent(registry: Registry, talent_id: str, actor: str) -> list[VideoErasure]:
-    """Erase a talent everywhere (see docs/design.md, "Erasure"); returns what went."""
+def forget_talent(registry: Registry, talent_id: str, actor: str) -> tuple[str, list[VideoErasure]]:
+    """Erase a talent everywhere (see docs/design.md, "Erasure"); returns its id and what
+    went. A forget that stopped half-way may be run again with the same id."""
     now = datetime.now(UTC)
-    with registry.lease():
-        talent_id = _existing(registry, talent_id)
+    with registry.lease() as lease:
+        # Up to date first: a video whose own update is still queued is not missed.
+        registry.recompute(lease)
+        talent_id = _forgettable(registry, talent_id)
         talents = registry.warehouse.read_whole("talents").to_pylist()
         exemplars = np.asarray(
-            next(t["exemplars"] for t in talents if t["talent_id"] == talent_id), np.float32
-        )
-        erased = _erase_appearances(registry, talent_id, exemplars)
+            next((t["exemplars"] for t in talents if t["talent_id"] == talent_id), []),
+            np.float32,
+        ).reshape(-1, 512)
+        erased = _erase_appearances(registry, talent_id, exemplars, lease)
         ids = _ids_of_talent(registry.warehouse, talent_id)
+        lease.check()
         _drop_photos(registry.warehouse, ids)
         _redact_names(registry.warehouse, ids)
         detail = {"videos": len(erased), "people": sum(e.people for e in erased)}
         event = registry_event("forget", talent_id, now, actor=actor, detail=detail)
         registry.warehouse.append_events([event])
-        registry.recompute(datetime.now(UTC))
-    return erased
+        registry.recompute(lease)
+    return talent_id, erased
+
+
+def _forgettable(registry: Registry, talent_id: str) -> str:
+    """A live talent, or one the events know and no forget has finished (its people may
+    already be gone after a forget that stopped half-way)."""
+    try:
+        return _existing(registry, talent_id)
+    except CurationError:
+        curation = curation_from_events(registry.warehouse.read_events())
+        resolved = curation.resolve(str(talent_id).strip())
+        if resolved in curation.created and resolved not in curation.forgotten:
+            return str(resolved)
+        raise
 
 
 def _erase_appearances(
-    registry: Registry, talent_id: str, exemplars: np.ndarray
+    registry: Registry, talent_id: str, exemplars: np.ndarray, lease: RegistryLease
 ) -> list[VideoErasure]:
     appearances = registry.warehouse.read_whole("talent_appearances").to_pylist()
     people: dict[str, set[int]] = {}
     for a in appearances:
         if a["talent_id"] == talent_id:
             people.setdefault(a["video_id"], set()).add(a["person_id"])
-    return [
-        erase_people(registry.warehouse, registry.outputs, video, ids, exemplars)
-        for video, ids in sorted(people.items())
-    ]
+    erased = []
+    for video, ids in sorted(people.items()):
+        lease.check()
+        erased.append(erase_people(registry.warehouse, registry.outputs, video, ids, exemplars))
+    return erased
 
 
 def _existing(registry: Registry, talent_id: str) -> str:
@@ -262,6 +312,12 @@ def _add_photos(
         schema=photos.schema,
     )
     warehouse.write_whole("talent_photos", pa.concat_tables([photos, new]))
+
+
+def _move_photos(warehouse: Warehouse, ids: set[str], to: str) -> None:
+    photos = warehouse.read_whole("talent_photos")
+    moved = [to if t in ids else t for t in photos["talent_id"].to_pylist()]
+    warehouse.write_whole("talent_photos", photos.set_column(0, "talent_id", pa.array(moved)))
 
 
 def _drop_photos(warehouse: Warehouse, ids: set[str]) -> None:

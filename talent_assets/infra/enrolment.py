@@ -59,16 +59,21 @@ def photo_face(photo: str, data: bytes, model_pack: str) -> PhotoFace:
 
 
 def check_one_person(faces: list[PhotoFace], threshold: float) -> None:
-    """Refuse photos of different people: each must match another at ``threshold`` (the
-    cross-video match), else one name would join two people's talents."""
+    """Refuse photos of different people: the photos must form one group in which each
+    links to another at ``threshold`` (the cross-video match), else one name would join two
+    people's talents."""
     if len(faces) < 2:
         return
     embeddings = np.stack([f.embedding for f in faces])
-    similarity = embeddings @ embeddings.T
-    np.fill_diagonal(similarity, -1.0)
-    for face, best in zip(faces, similarity.max(axis=1), strict=True):
-        if best < threshold:
-            raise EnrolmentError(
-                f"{face.photo}: not the same person as the other photos (best match "
-                f"{best:.2f} < {threshold:.2f})"
-            )
+    linked = embeddings @ embeddings.T >= threshold
+    reached, frontier = {0}, [0]
+    while frontier:
+        for j in np.flatnonzero(linked[frontier.pop()]):
+            if int(j) not in reached:
+                reached.add(int(j))
+                frontier.append(int(j))
+    apart = [f.photo for i, f in enumerate(faces) if i not in reached]
+    if apart:
+        raise EnrolmentError(
+            f"{apart[0]}: not the same person as {faces[0].photo} (the photos must show one person)"
+        )

@@ -1,9 +1,10 @@
 """Erase people from one video's outputs: rows, images, contact sheet and manifest.
 
 Called by ``talent forget`` (``infra/curation.forget_talent``) for every video in which the
-talent appears, under the registry's lease. Each step is idempotent, so a forget that
-crashed half-way is finished by running it again; tables are rewritten before the images
-that show the person are removed, and the manifest goes last, as in a publish.
+talent appears, under the registry's lease. The outputs go first (others' stills
+pixelated, the contact sheet and manifest rewritten, the person's images deleted) and the
+tables last: until then the tables still name the person, so a forget that stopped half-way
+finds the same work when run again, and each step is idempotent.
 """
 
 from __future__ import annotations
@@ -50,19 +51,19 @@ def erase_people(
     if faces is None or clusters is None or selected is None:
         return VideoErasure(video_id, 0, 0, 0, 0)
     erase, boxes_by_frame = _erased_faces(faces, clusters, people, exemplars)
-    keep_clusters = _clusters_keeping(faces, clusters, erase)
-    warehouse.write("face_detections", video_id, faces.filter(pa.array(~erase)))
-    warehouse.write("identity_clusters", video_id, keep_clusters)
     gone = pc.is_in(selected["person_id"], pa.array(sorted(people), pa.int32()))
-    kept = selected.filter(pc.invert(gone))
-    warehouse.write("selected_frames", video_id, kept)
+    kept, removed = selected.filter(pc.invert(gone)), selected.filter(gone).to_pylist()
+    # Outputs first, tables last: until the tables are rewritten they still name the person,
+    # so a run that stopped half-way finds the same plan when run again.
     hidden = _hide_in_kept_frames(outputs, kept.to_pylist(), boxes_by_frame)
-    removed = selected.filter(gone).to_pylist()
-    files = [k for r in removed for k in (r["s3_key"], r["face_s3_key"])]
     if len(selected):
         folder = selected["s3_key"][0].as_py().rsplit("/", 1)[0] + "/"
         _rewrite_sheet_and_manifest(outputs, folder, kept.to_pylist(), people)
+    files = [k for r in removed for k in (r["s3_key"], r["face_s3_key"])]
     outputs.delete(files)
+    warehouse.write("face_detections", video_id, faces.filter(pa.array(~erase)))
+    warehouse.write("identity_clusters", video_id, _clusters_keeping(faces, clusters, erase))
+    warehouse.write("selected_frames", video_id, kept)
     return VideoErasure(video_id, len(removed), int(erase.sum()), len(files), hidden)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -132,14 +132,22 @@ def update_registry(
     warehouse: Warehouse, outputs: ObjectStore, threshold: float, now: datetime | None = None
 ) -> RegistryState:
     """Recompute the registry from the tables and publish it (see the module doc)."""
-    with registry_lease(warehouse.store, warehouse.lease_key()):
-        return recompute_registry(warehouse, outputs, threshold, now or datetime.now(UTC))
+    with registry_lease(warehouse.store, warehouse.lease_key()) as lease:
+        return recompute_registry(
+            warehouse, outputs, threshold, now or datetime.now(UTC), check=lease.check
+        )
 
 
 def recompute_registry(
-    warehouse: Warehouse, outputs: ObjectStore, threshold: float, now: datetime
+    warehouse: Warehouse,
+    outputs: ObjectStore,
+    threshold: float,
+    now: datetime,
+    *,
+    check: Callable[[], None] = lambda: None,
 ) -> RegistryState:
-    """:func:`update_registry` without taking the lease (for callers that hold it)."""
+    """:func:`update_registry` without taking the lease, for callers that hold it (``check``
+    raises if they no longer do; it runs before each write)."""
     started = time.perf_counter()
     old_talents = warehouse.read_whole("talents").to_pylist()
     old_appearances = warehouse.read_whole("talent_appearances").to_pylist()
@@ -156,10 +164,11 @@ def recompute_registry(
     grouping = group_into_talents(members, curation, threshold, now)
     talents, appearances = registry_tables(people, enrolments, grouping, curation, old_talents, now)
     match_s = time.perf_counter() - started - read_s
+    check()
     warehouse.write_whole("talent_appearances", appearances)
     warehouse.write_whole("talents", talents)
     warehouse.append_events(grouping.events)
-    updated = publish_talents_to_manifests(outputs, appearances, talents)
+    updated = publish_talents_to_manifests(outputs, appearances, talents, check)
     return RegistryState(
         talents,
         appearances,
@@ -251,6 +260,7 @@ def publish_talents_to_manifests(
     outputs: ObjectStore,
     appearances: pa.Table,
     talents: pa.Table,
+    check: Callable[[], None] = lambda: None,
 ) -> int:
     """Put ``talent_id`` and ``talent_name`` into each manifest whose people have them.
 
@@ -264,6 +274,7 @@ def publish_talents_to_manifests(
         by_folder.setdefault(folder, {})[a["person_id"]] = a["talent_id"]
     updated = 0
     for folder, talent_of in sorted(by_folder.items()):
+        check()
         updated += _update_manifest(outputs, folder + MANIFEST_NAME, talent_of, names)
     return updated
 

@@ -8,10 +8,12 @@ is refused before any I/O.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,9 +27,6 @@ from talent_assets.core.objects import (
     UnsafeKeyError,
     check_key,
 )
-
-#: The lock file of a local store's conditional writes (at its root; never listed).
-LOCAL_LOCK_NAME = ".talent-writes.lock"
 
 
 class ObjectStore(Protocol):
@@ -107,7 +106,10 @@ class S3ObjectStore:
             )
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code", "")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+            changed = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+            # AWS answers If-Match on a key that is gone with 404 (SeaweedFS with 412).
+            gone = etag is not None and code in ("NoSuchKey", "404", "NotFound")
+            if code in changed or gone:
                 raise ObjectChangedError(f"s3://{self.bucket}/{key} changed") from None
             raise
         return str(reply.get("ETag", "")).strip('"')
@@ -190,6 +192,23 @@ class LocalObjectStore:
         return path.read_bytes()
 
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        # Under the same lock as conditional writes, so none lands between their check and
+        # their replace.
+        with self._write_lock():
+            self._write(key, data)
+
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        # The lock file lives in the temp folder, named after the root, so the store's own
+        # folder holds only objects.
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:24]
+        folder = Path(tempfile.gettempdir()) / "talent-store-locks"
+        folder.mkdir(exist_ok=True)
+        with open(folder / f"{digest}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _write(self, key: str, data: bytes) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
@@ -205,16 +224,14 @@ class LocalObjectStore:
         """Write only if the file still has ``etag`` (None: only if it does not exist);
         :class:`ObjectChangedError` otherwise. A lock file serialises writers on this host."""
         path = self.path(key)
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCAL_LOCK_NAME, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._write_lock():
             try:
                 current = self.head(key).etag
             except ObjectNotFoundError:
                 current = None
             if current != etag:
                 raise ObjectChangedError(f"{path} changed")
-            self.put_bytes(key, data, content_type)
+            self._write(key, data)
             return self.head(key).etag
 
     def copy(self, src_key: str, dst_key: str) -> None:
@@ -222,7 +239,7 @@ class LocalObjectStore:
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         for path in sorted(self.root.rglob("*")):
-            if not path.is_file() or path.name.startswith(".tmp-") or path.name == LOCAL_LOCK_NAME:
+            if not path.is_file() or path.name.startswith(".tmp-"):
                 continue
             key = path.relative_to(self.root).as_posix()
             if key.startswith(prefix):

@@ -377,8 +377,8 @@ def test_the_lease_admits_one_writer_and_takes_over_an_expired_one(talent_env: S
     store.put_bytes(
         key, b'{"holder": "dead", "expires": "2000-01-01T00:00:00+00:00"}', "application/json"
     )
-    with registry_lease(store, key, wait_s=5) as holder:
-        assert json.loads(store.get_bytes(key))["holder"] == holder
+    with registry_lease(store, key, wait_s=5) as lease:
+        assert json.loads(store.get_bytes(key))["holder"] == lease.holder
         with pytest.raises(RegistryBusyError), registry_lease(store, key, wait_s=0.5):
             pass
 
@@ -392,7 +392,7 @@ def test_the_local_lease_is_a_compare_and_swap(tmp_path: Path) -> None:
         store.put_bytes_if("a/lease", b"2", "text/plain", etag="stale")
     store.put_bytes_if("a/lease", b"3", "text/plain", etag=first)
     assert store.get_bytes("a/lease") == b"3"
-    assert [o.key for o in store.list("")] == ["a/lease"]  # the lock file is never listed
+    assert [o.key for o in store.list("")] == ["a/lease"]  # the lock file is not in the store
 
 
 # --- what the Dagster UI shows ----------------------------------------------------------------
@@ -470,3 +470,52 @@ def test_erasing_a_video_twice_changes_nothing_the_second_time(
     changed = {k for k, v in _snapshot(out).items() if after_first.get(k) != v}
     # Only the tables are rewritten (same rows); no image or manifest changes again.
     assert all(k.startswith("warehouse/") for k in changed), changed
+
+
+def test_a_held_lease_is_renewed_and_a_lost_one_stops_its_writer(talent_env: Settings) -> None:
+    """design.md: the holder renews its lease every third of its time, so it is never taken
+    over while alive; a holder whose lease was taken over anyway learns it before writing."""
+    from talent_assets.infra.registry_lock import RegistryLeaseLostError
+
+    store = bucket_store(talent_env)
+    key = "warehouse/_lease-renew.lease"
+    with registry_lease(store, key, lease_s=0.9) as lease:
+        threading.Event().wait(2.0)  # over twice the lease time: renewed meanwhile
+        with pytest.raises(RegistryBusyError), registry_lease(store, key, wait_s=0.5):
+            pass
+        lease.check()
+        # Someone else takes the key (as after an expiry): the next renewal fails.
+        store.put_bytes(key, b'{"holder": "other", "expires": "2999-01-01T00:00:00+00:00"}', "x")
+        threading.Event().wait(1.0)
+        with pytest.raises(RegistryLeaseLostError):
+            lease.check()
+    # Not ours any more, so not deleted on the way out.
+    assert json.loads(store.get_bytes(key))["holder"] == "other"
+    store.delete([key])
+
+
+def test_enrolment_never_renames_silently_and_merged_enrolments_stay_one(
+    videos: dict[str, Path], cast: list[media.Person], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    process(videos["ab"], out)
+    a_photo, b_photo = photo(cast[0], tmp_path, "a.jpg"), photo(cast[1], tmp_path, "b.jpg")
+    a_id = talent("enroll", "Ada", str(a_photo), "--out", str(out)).split()[0]
+    # The same person under another name: refused, pointing at `talent name`.
+    proc = subprocess.run(
+        [*TALENT, "enroll", "Someone Else", str(a_photo), "--out", str(out)],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "already named 'Ada'; rename it" in proc.stderr, proc.stderr
+    # Two photo-only talents merged by hand stay one talent, with both photos and one name.
+    empty = tmp_path / "empty"
+    first = talent("enroll", "Ada", str(a_photo), "--out", str(empty)).split()[0]
+    second = talent("enroll", "Bob", str(b_photo), "--out", str(empty)).split()[0]
+    talent("merge", first, second, "--out", str(empty))
+    process(videos["ac"], empty)  # A joins the merged talent; C is someone else
+    listed = talents(empty)
+    assert sorted((t["name"] or "", len(t["videos"])) for t in listed) == [("", 1), ("Ada", 1)]
+    assert {t["talent_id"] for t in listed if t["name"]} == {first}  # no orphan of Bob's photos
+    photos = pq.read_table(empty / "warehouse/talent_photos/part-0.parquet")
+    assert photos["talent_id"].to_pylist() == [first, first]
+    assert a_id

@@ -1,10 +1,11 @@
 """The registry over HTTP: ``GET /talents``, ``GET /talents/{id}``, ``POST /talents/enroll``
 (multipart photos), ``POST /talents/{id}/name``, ``DELETE /talents/{id}`` (forget).
 
-All behind the bearer key like every route but ``/healthz``; the work is
-``infra/curation``'s, run in a worker thread. Errors are the API's one-line JSON: 404 no such
-talent, 409 a merge of two people seen together, 422 a photo without one clear face, 400 a
-bad name or body.
+Also ``POST /talents/{id}/merge``. All behind the bearer key like every route but
+``/healthz``; the work is ``infra/curation``'s, run in a worker thread. Errors are the API's
+one-line JSON: 404 no such talent, 409 a merge of two people seen together or an enrolment
+matching a talent named otherwise, 422 a photo without one clear face or photos of different
+people, 400 a bad name or body, 503 the registry is busy (with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from talent_assets.infra.curation import (
     enrol_talent,
     forget_talent,
     list_talents,
+    merge_talents,
     name_talent,
     talent_detail,
     talent_summary,
 )
 from talent_assets.infra.enrolment import EnrolmentError, photo_face
+from talent_assets.infra.registry_lock import RegistryBusyError, RegistryLeaseLostError
 from talent_assets.infra.settings import Settings
 
 MAX_PHOTOS = 10
@@ -41,6 +44,14 @@ class NameRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=200)
+
+
+class MergeRequest(BaseModel):
+    """Body of ``POST /talents/{id}/merge``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    other_talent_id: str = Field(min_length=1, max_length=40)
 
 
 def add_talent_routes(app: FastAPI, settings: Settings) -> None:
@@ -78,12 +89,19 @@ def add_talent_routes(app: FastAPI, settings: Settings) -> None:
         talent_id = await _call(enrol_talent, registry(), name, faces, ACTOR)
         return {"talent_id": talent_id, "name": " ".join(name.split()), "photos": len(faces)}
 
+    @app.post("/talents/{talent_id}/merge")
+    async def merge(talent_id: str, body: MergeRequest) -> dict[str, Any]:
+        """Merge ``other_talent_id`` into this talent for good; 409 if they are ever on
+        screen together."""
+        kept = await _call(merge_talents, registry(), talent_id, body.other_talent_id, ACTOR)
+        return {"talent_id": kept, "merged": body.other_talent_id}
+
     @app.delete("/talents/{talent_id}")
     async def forget(talent_id: str) -> dict[str, Any]:
         """Erase a talent everywhere (docs/design.md, "Erasure")."""
-        erased = await _call(forget_talent, registry(), talent_id, ACTOR)
+        forgotten, erased = await _call(forget_talent, registry(), talent_id, ACTOR)
         return {
-            "talent_id": talent_id,
+            "talent_id": forgotten,
             "videos": len(erased),
             "people": sum(e.people for e in erased),
             "images_deleted": sum(e.files for e in erased),
@@ -113,6 +131,9 @@ async def _call(function: Any, *args: Any) -> Any:
         raise ApiError(422, str(err)) from None
     except CurationError as err:
         raise ApiError(STATUS_BY_KIND.get(err.kind, 400), str(err)) from None
+    except (RegistryBusyError, RegistryLeaseLostError) as err:
+        # Another writer holds the registry (a long forget, say): try again later.
+        raise ApiError(503, str(err), headers={"Retry-After": "30"}) from None
 
 
 def _detail_json(detail: dict[str, Any], registry: Registry) -> dict[str, Any]:

@@ -13,8 +13,10 @@ import pyarrow as pa
 from talent_assets.apps.query.sql import identifier, literal
 from talent_assets.core.tables import REGISTRY_SCHEMAS, TABLE_SCHEMAS
 
-#: The registry's tables analysts query (its photos' embeddings stay out of SQL).
+#: The registry's tables analysts query. Biometric columns stay out of SQL: the enrolment
+#: photos' embeddings (``talent_photos``) and the talents' exemplars (which include them).
 REGISTRY_TABLES: tuple[str, ...] = ("talents", "talent_appearances", "talent_events")
+HIDDEN_COLUMNS: dict[str, tuple[str, ...]] = {"talents": ("exemplars",)}
 TABLES: tuple[str, ...] = (*TABLE_SCHEMAS, *REGISTRY_TABLES)
 SCHEMAS = {**TABLE_SCHEMAS, **REGISTRY_SCHEMAS}
 
@@ -64,11 +66,14 @@ def _view_sql(name: str, root: str, has_files: bool) -> str:
         columns = ", ".join(
             f"CAST(NULL AS {_duckdb_type(field.type)}) AS {identifier(field.name)}"
             for field in SCHEMAS[name]
+            if field.name not in HIDDEN_COLUMNS.get(name, ())
         )
         return f"CREATE VIEW {name} AS SELECT {columns} WHERE false"
     if name in REGISTRY_TABLES:
         files = literal(f"{root}/{name}/*.parquet")
-        return f"CREATE VIEW {name} AS SELECT * FROM read_parquet({files})"
+        hidden = HIDDEN_COLUMNS.get(name)
+        columns = f"* EXCLUDE ({', '.join(hidden)})" if hidden else "*"
+        return f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet({files})"
     # The files carry video_id as a column too; DuckDB then exposes a single video_id (the
     # partition value, identical by construction), and filters on it prune whole files.
     # VARCHAR always: an id that looks like a number must not be auto-cast.
