@@ -512,3 +512,24 @@ def test_a_video_is_not_reported_done_before_its_talent_ids(
             time.sleep(0.1)
         assert status["status"] == "success", status
         assert status["manifest"] == manifest_of(settings, key)
+
+
+def test_merging_two_talents_over_http(s3_server: LocalS3Server, tmp_path: Path) -> None:
+    """``POST /talents/{id}/merge``: the other talent's videos and manifests go to the kept
+    one; merging again is 409, an unknown id 404, a bad body 400."""
+    with talent_api(s3_server, "talent-registry-merge", tmp_path) as (settings, _url, http):
+        first = processed(http, settings, solo_video(tmp_path / "d.mp4", D), "videos/m/d.mp4")
+        second = processed(http, settings, solo_video(tmp_path / "e.mp4", E), "videos/m/e.mp4")
+        keep, other = first["results"][0]["talent_id"], second["results"][0]["talent_id"]
+        response = http.post(f"/talents/{keep}/merge", json={"other_talent_id": other})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"talent_id": keep, "merged": other}
+        assert set(talents_now(http)) == {keep}
+        assert len(talents_now(http)[keep]["videos"]) == 2
+        merged = manifest_of(settings, "videos/m/e.mp4")
+        assert merged is not None and merged["results"][0]["talent_id"] == keep
+        # The old id answers for the talent it joined.
+        assert http.get(f"/talents/{other}").json()["talent_id"] == keep
+        assert_error(http.post(f"/talents/{keep}/merge", json={"other_talent_id": other}), 409)
+        assert_error(http.post("/talents/Tnope00/merge", json={"other_talent_id": keep}), 404)
+        assert_error(http.post(f"/talents/{keep}/merge", json={"other": other}), 400)
