@@ -23,24 +23,26 @@ PostgreSQL refuses to run as root. When the effective uid is not 0, everything r
 caller and the cluster is ``data_dir`` itself, owned by the caller. When it is 0 (these
 sandboxes and CI), ``initdb``, ``pg_ctl``, ``postgres`` and ``psql`` run as the ``postgres``
 system user (Debian's package creates it) via ``subprocess``'s ``user``/``group``/
-``extra_groups`` - the same setuid/setgid/setgroups that ``setpriv`` does, without PAM. The
-cluster is *still exactly* ``data_dir``, chowned to ``postgres`` (mode 0700); the log and the
-password file stay root's. The server only has to reach ``data_dir`` by path. Where it
-cannot because some folder above it has no search bit for it - pytest's
-``/tmp/pytest-of-root`` is 0700, for one - ``start()`` adds a POSIX ACL entry
-``user:postgres:--x`` (what ``setfacl -m u:postgres:x DIR`` does) to exactly those folders,
-found by asking the kernel (``test -x`` as ``postgres``, top-down), and lists them in
-:attr:`LocalPostgres.traverse_grants` and the log. ``--x`` lets ``postgres`` pass through,
-not list or read the folder. ``setfacl`` is not installed here, so the entry is written
-through the kernel's ACL extended attribute directly (``system.posix_acl_access``, the ABI of
-``linux/posix_acl_xattr.h``); the group-class mask only gains ``x``. The grants are left in
-place (a running server needs them, and a sibling's may too); the folders they open are the
-ones the data lives under. (pytest tightens ``/tmp/pytest-of-root`` back to 0700 when a
-session starts, which clears the mask and so the grant; the next ``start()`` grants again.)
-A file system without POSIX ACLs gives a clear error instead.
-The alternative - keeping the cluster under ``postgres``'s home and recording its location -
-would leave a 40 MB cluster behind for every deleted test folder. In a checkout with the
-usual 0755 folders (``./.talent/`` under ``/work/main``) nothing is granted at all.
+``extra_groups`` - the setuid/setgid/setgroups that ``setpriv`` does, without PAM - and the
+cluster must be a folder ``postgres`` can reach by path (``pg_ctl`` and the postmaster open
+it by its absolute path). :attr:`LocalPostgres.cluster_dir` says where it is:
+
+* ``data_dir`` itself, chowned to ``postgres`` (0700), when ``postgres`` can search every
+  folder above it - asked of the kernel (``test -x`` as ``postgres``). That is the case for
+  ``./.talent/`` in a checkout with the usual 0755 folders. The log and the password file
+  next to it stay root's.
+* Otherwise (pytest's ``/tmp/pytest-of-root`` is 0700, and so is ``/root``), the cluster is
+  ``~postgres/talent-devstack/<sha256(data_dir)[:16]>`` (Debian: ``/var/lib/postgresql``)
+  and ``data_dir`` is made a symlink to it, so ``ls -l`` shows where the data is and later
+  starts find it. A ``<key>.link`` file beside the cluster names ``data_dir``; ``start()``
+  deletes clusters whose ``data_dir`` was in the temporary folder and is gone (pytest's
+  rotation, ``talent demo``), never others. :meth:`LocalPostgres.delete_data` removes one
+  at once (tests do).
+
+Measured here, not guessed: opening the path instead with a POSIX ACL (``u:postgres:--x`` on
+each closed folder) works but does not last - every pytest session that starts chmods
+``/tmp/pytest-of-root`` back to 0700, which clears the ACL mask, and a test run beside other
+sessions failed that way. ``chmod o+x`` on folders that are not ours was not an option.
 
 Typical use::
 
@@ -57,11 +59,8 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import errno
-import functools
 import hashlib
 import hmac
-import operator
 import os
 import pwd
 import re
@@ -69,7 +68,6 @@ import secrets
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import tempfile
 import time
@@ -79,11 +77,12 @@ from types import TracebackType
 from typing import IO, Any, Self
 from urllib.parse import quote
 
-__all__ = ["LocalPostgres", "PostgresError", "find_postgres_binaries", "grant_traverse"]
+__all__ = ["LocalPostgres", "PostgresError", "find_postgres_binaries", "scram_verifier"]
 
 DATABASE = "dagster"
 ROLE = "dagster"
 SERVER_USER = "postgres"  # the system user the server runs as when we are root
+STORE_NAME = "talent-devstack"  # in SERVER_USER's home: clusters it could not reach elsewhere
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 30
 SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations
@@ -100,15 +99,6 @@ _COMPLAINTS = (
 )
 # sun_path holds 108 bytes; the server appends "/.s.PGSQL.<port>" (and ".lock") to the folder.
 _SOCKET_DIR_MAX = 80
-# POSIX ACL extended attribute (linux/posix_acl_xattr.h): a little-endian u32 version, then
-# (u16 tag, u16 perm, u32 id) entries sorted by tag, then id.
-_ACL_XATTR = "system.posix_acl_access"
-_ACL_VERSION = 2
-_ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP = 0x01, 0x02, 0x04, 0x08
-_ACL_MASK, _ACL_OTHER = 0x10, 0x20
-_ACL_GROUP_CLASS = (_ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP)  # the entries a mask limits
-_ACL_UNDEFINED_ID = 0xFFFFFFFF
-_ACL_EXECUTE = 0o1
 
 
 class PostgresError(RuntimeError):
@@ -216,49 +206,52 @@ def _load_or_create_password(path: Path) -> str:
     return password
 
 
-# ---------------------------------------------------------------------------- POSIX ACLs
+# ---------------------------------------------------------------------------- the store
 
 
-def _acl_entries(directory: Path) -> dict[tuple[int, int], int]:
-    """``{(tag, id): perm}`` of ``directory``'s access ACL (the mode's three if it has none)."""
-    try:
-        raw = os.getxattr(directory, _ACL_XATTR)
-    except OSError as err:
-        if err.errno != errno.ENODATA:
-            raise
-        mode = os.stat(directory).st_mode
-        return {
-            (_ACL_USER_OBJ, _ACL_UNDEFINED_ID): (mode >> 6) & 7,
-            (_ACL_GROUP_OBJ, _ACL_UNDEFINED_ID): (mode >> 3) & 7,
-            (_ACL_OTHER, _ACL_UNDEFINED_ID): mode & 7,
-        }
-    (version,) = struct.unpack_from("<I", raw)
-    if version != _ACL_VERSION:
-        raise OSError(errno.EINVAL, f"unknown ACL version {version}", str(directory))
-    return {(tag, ident): perm for tag, perm, ident in struct.iter_unpack("<HHI", raw[4:])}
+def _store(user: _ServerUser) -> Path:
+    """Where clusters live that ``user`` could not reach where they were asked for."""
+    return Path(user.home) / STORE_NAME
 
 
-def grant_traverse(directory: Path, uid: int) -> None:
-    """Let user ``uid`` traverse ``directory``, like ``setfacl -m u:<uid>:x directory``.
+def _record_of(cluster: Path) -> Path:
+    """The file next to a store cluster naming the ``data_dir`` symlink that uses it."""
+    return cluster.with_name(cluster.name + ".link")
 
-    Adds (or widens) the named-user entry ``user:<uid>:--x`` and adds ``x`` to the ACL mask;
-    nothing else changes.
 
-    Raises:
-        OSError: e.g. ``EOPNOTSUPP`` where the file system has no POSIX ACLs.
+def _prune_store(store: Path, keep: Path) -> list[Path]:
+    """Delete the store's orphans; return them.
+
+    An orphan is a cluster whose recorded ``data_dir`` is no longer a symlink to it, was in
+    the temporary folder (a deleted test or demo folder), and has no server running. Others
+    stay: a project folder that was moved or deleted is the user's call.
     """
-    entries = _acl_entries(directory)
-    key = (_ACL_USER, uid)
-    entries[key] = entries.get(key, 0) | _ACL_EXECUTE
-    mask_key = (_ACL_MASK, _ACL_UNDEFINED_ID)
-    if mask_key not in entries:  # a minimal ACL gains a mask: the group class's union
-        group_class = [p for (t, _), p in entries.items() if t in _ACL_GROUP_CLASS]
-        entries[mask_key] = functools.reduce(operator.or_, group_class, 0)
-    entries[mask_key] |= _ACL_EXECUTE
-    packed = b"".join(
-        struct.pack("<HHI", tag, perm, ident) for (tag, ident), perm in sorted(entries.items())
-    )
-    os.setxattr(directory, _ACL_XATTR, struct.pack("<I", _ACL_VERSION) + packed)
+    temp = Path(tempfile.gettempdir()).resolve()
+    pruned = []
+    for record in sorted(store.glob("*.link")):
+        cluster = store / record.name.removesuffix(".link")
+        try:
+            owner = Path(record.read_text().strip())
+        except OSError:
+            continue
+        in_use = owner.is_symlink() and owner.resolve() == cluster
+        if cluster == keep or in_use or not owner.is_relative_to(temp):
+            continue
+        if _live_postmaster(cluster) is not None:
+            continue
+        shutil.rmtree(cluster, ignore_errors=True)
+        record.unlink(missing_ok=True)
+        pruned.append(cluster)
+    return pruned
+
+
+def _live_postmaster(cluster: Path) -> int | None:
+    """The pid in ``cluster/postmaster.pid`` if that process is alive and a postgres."""
+    try:
+        pid = int((cluster / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if _running_postgres(pid) else None
 
 
 # ---------------------------------------------------------------------------- the server
@@ -267,8 +260,10 @@ def grant_traverse(directory: Path, uid: int) -> None:
 class LocalPostgres:
     """A PostgreSQL cluster in ``data_dir`` served on 127.0.0.1 for role/database ``dagster``.
 
-    Data persists in ``data_dir`` across restarts (the port may change, the data does not).
-    Server output, and that of ``initdb``/``pg_ctl``, is appended to ``<data_dir>.log``.
+    Data persists across restarts (the port may change, the data does not) in
+    :attr:`cluster_dir`: ``data_dir`` itself, or - as root, where the ``postgres`` user cannot
+    reach ``data_dir`` - the folder ``data_dir`` is a symlink to. Server output, and that of
+    ``initdb``/``pg_ctl``/``psql``, is appended to ``<data_dir>.log``.
     """
 
     def __init__(
@@ -282,7 +277,8 @@ class LocalPostgres:
         """Configure (but do not start) a server for the cluster in ``data_dir``.
 
         Args:
-            data_dir: the cluster folder (``PGDATA``); created and initialised when empty.
+            data_dir: the cluster folder (``PGDATA``), created and initialised when empty;
+                as root it may become a symlink to one (see the module doc).
             port: TCP port on 127.0.0.1; by default a free one is picked on every start.
             password: role ``dagster``'s password; by default generated once and kept in
                 ``<data_dir>.password`` (mode 0600).
@@ -301,7 +297,7 @@ class LocalPostgres:
         self._socket_dir: Path | None = None
         self._user: _ServerUser | None = None
         self._run_offset = 0  # log size when the last command was run
-        self.traverse_grants: list[Path] = []
+        self._cluster_dir: Path | None = None
         self.startup_seconds: float | None = None
 
     # ------------------------------------------------------------------ properties
@@ -315,6 +311,13 @@ class LocalPostgres:
     def password_file(self) -> Path:
         """Where a generated password is kept (unused when the caller gives one)."""
         return self.data_dir.with_name(self.data_dir.name + ".password")
+
+    @property
+    def cluster_dir(self) -> Path:
+        """Where the cluster's files are: ``data_dir``, or the store folder it links to."""
+        if self._cluster_dir is not None:
+            return self._cluster_dir
+        return self.data_dir.resolve() if self.data_dir.is_symlink() else self.data_dir
 
     @property
     def running(self) -> bool:
@@ -407,21 +410,44 @@ class LocalPostgres:
         socket_dir, self._socket_dir = self._socket_dir, None
         if socket_dir is not None and self._active_bin_dir is not None:
             pid = self._postmaster_pid()
+            pg_ctl = str(self._active_bin_dir / "pg_ctl")
+            wait = ("-w", "-t", str(STOP_TIMEOUT_S))
             with contextlib.suppress(PostgresError):
                 self._run(
-                    [
-                        *(str(self._active_bin_dir / "pg_ctl"), "stop", "-D", str(self.data_dir)),
-                        *("-m", "fast", "-w", "-t", str(STOP_TIMEOUT_S), "-s"),
-                    ],
+                    [pg_ctl, "stop", "-D", str(self.cluster_dir), "-m", "fast", *wait, "-s"],
                     timeout=STOP_TIMEOUT_S + 5,
                     what="pg_ctl stop",
                 )
-            if pid is not None and _alive(pid):
+            if pid is not None and _running_postgres(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGQUIT)
+                deadline = time.monotonic() + 5
+                while _running_postgres(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
         self._pid = None
         if socket_dir is not None:
             shutil.rmtree(socket_dir, ignore_errors=True)
+
+    def delete_data(self) -> None:
+        """Stop the server and delete what ``start()`` made: the cluster (wherever it lives),
+        ``data_dir`` (or its link and store record), the password file and the log.
+
+        Raises:
+            PostgresError: if another server still runs on the cluster.
+        """
+        self.stop()
+        cluster = self.cluster_dir
+        pid = _live_postmaster(cluster)
+        if pid is not None:
+            raise PostgresError(f"a PostgreSQL server (pid {pid}) still runs on {cluster}")
+        if self.data_dir.is_symlink():
+            self.data_dir.unlink()
+            if cluster.parent.name == STORE_NAME:
+                _record_of(cluster).unlink(missing_ok=True)
+        shutil.rmtree(cluster, ignore_errors=True)
+        self._cluster_dir = None
+        self.password_file.unlink(missing_ok=True)
+        self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
         self.start()
@@ -438,26 +464,28 @@ class LocalPostgres:
     # ------------------------------------------------------------------ set-up steps
 
     def _prepare_data_dir(self, bin_dir: Path) -> bool:
-        """Create/check ``data_dir`` and make it the server user's; True if it is empty."""
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fresh = not any(self.data_dir.iterdir())
+        """Find (or make) the cluster folder and make it the server user's; True if empty."""
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        cluster = self._locate_cluster() if self._user is not None else self.data_dir
+        cluster.mkdir(mode=0o700, exist_ok=True)
+        self._cluster_dir = cluster
+        fresh = not any(cluster.iterdir())
         if not fresh:
             self._check_existing_cluster(bin_dir)
         if self._user is not None:
             if fresh:
-                os.chown(self.data_dir, self._user.uid, self._user.gid)
-            elif self.data_dir.stat().st_uid != self._user.uid:
+                os.chown(cluster, self._user.uid, self._user.gid)
+            elif cluster.stat().st_uid != self._user.uid:
                 raise PostgresError(
-                    f"{self.data_dir} belongs to uid {self.data_dir.stat().st_uid}, but the "
-                    f"server runs as {self._user.name} (uid {self._user.uid})"
+                    f"{cluster} belongs to uid {cluster.stat().st_uid}, but the server runs "
+                    f"as {self._user.name} (uid {self._user.uid})"
                 )
-            self._ensure_reachable()
         if fresh:
-            os.chmod(self.data_dir, 0o700)  # initdb insists on 0700 or 0750
+            os.chmod(cluster, 0o700)  # initdb insists on 0700 or 0750
         return fresh
 
     def _check_existing_cluster(self, bin_dir: Path) -> None:
-        version_file = self.data_dir / "PG_VERSION"
+        version_file = self.cluster_dir / "PG_VERSION"
         if not version_file.is_file():
             raise PostgresError(
                 f"{self.data_dir} is neither empty nor a PostgreSQL cluster (no PG_VERSION)"
@@ -477,34 +505,52 @@ class LocalPostgres:
             as_user = f"runuser -u {SERVER_USER} -- " if os.geteuid() == 0 else ""
             raise PostgresError(
                 f"a PostgreSQL server (pid {pid}) already runs on {self.data_dir}; stop it "
-                f"with: {as_user}{bin_dir / 'pg_ctl'} stop -D {self.data_dir} -m fast"
+                f"with: {as_user}{bin_dir / 'pg_ctl'} stop -D {self.cluster_dir} -m fast"
             )
 
-    def _ensure_reachable(self) -> None:
-        """Give the server user search permission on the folders above ``data_dir`` it lacks.
+    def _locate_cluster(self) -> Path:
+        """Where the cluster lives when we are root (see the module doc).
 
-        Asks the kernel top-down (``test -x`` as that user): the first folder that fails has
-        reachable parents, so its own permissions are the obstacle; it gets ``u:postgres:x``.
+        ``data_dir`` itself when the server user can reach it; otherwise a folder in the
+        store under that user's home, which ``data_dir`` becomes a symlink to.
         """
         assert self._user is not None
-        target = self.data_dir.resolve()
-        if self._user_can_traverse(target.parent):
-            return
-        for folder in reversed(target.parents):
-            if self._user_can_traverse(folder):
-                continue
-            try:
-                grant_traverse(folder, self._user.uid)
-            except OSError as err:
-                raise PostgresError(
-                    f"the {self._user.name} user cannot reach {folder}, and granting it "
-                    f"search permission with an ACL failed ({err.strerror}); use a data "
-                    f"folder under a path {self._user.name} can traverse, or run as non-root"
-                ) from err
-            self.traverse_grants.append(folder)
-            self._log(f"granted {self._user.name} traverse (ACL u:{self._user.name}:x) on {folder}")
-            if not self._user_can_traverse(folder):
-                raise PostgresError(f"the {self._user.name} user still cannot reach {folder}")
+        store = _store(self._user)
+        if self.data_dir.is_symlink():  # linked by an earlier start (or by the caller)
+            target = self.data_dir.resolve()
+            return self._relocate(store) if target.parent == store else target
+        if self._user_can_traverse(self.data_dir.parent.resolve()):
+            return self.data_dir
+        if self.data_dir.exists() and any(self.data_dir.iterdir()):
+            raise PostgresError(
+                f"the {self._user.name} user cannot reach {self.data_dir} (a folder above it "
+                f"is closed to it), which already holds data; move it somewhere it can reach"
+            )
+        return self._relocate(store)
+
+    def _relocate(self, store: Path) -> Path:
+        """The store folder for ``data_dir`` (made if missing), ``data_dir`` linked to it."""
+        assert self._user is not None
+        if not self._user_can_traverse(store.parent):
+            raise PostgresError(
+                f"the {self._user.name} user can reach neither {self.data_dir.parent} nor its "
+                f"home {store.parent}; use a data folder under a path it can traverse"
+            )
+        owner = self.data_dir.parent.resolve() / self.data_dir.name
+        if self.data_dir.is_symlink():
+            cluster = self.data_dir.resolve()
+        else:
+            cluster = store / hashlib.sha256(str(owner).encode()).hexdigest()[:16]
+            if self.data_dir.exists():
+                self.data_dir.rmdir()  # empty (checked by the caller)
+            self.data_dir.symlink_to(cluster, target_is_directory=True)
+        for folder in (store, cluster):
+            folder.mkdir(mode=0o700, exist_ok=True)
+            os.chown(folder, self._user.uid, self._user.gid)
+        _record_of(cluster).write_text(f"{owner}\n")
+        for pruned in _prune_store(store, keep=cluster):
+            self._log(f"removed {pruned}: its link in a temporary folder is gone")
+        return cluster
 
     def _user_can_traverse(self, folder: Path) -> bool:
         assert self._user is not None
@@ -529,7 +575,7 @@ class LocalPostgres:
             [
                 str(bin_dir / "initdb"),
                 "-D",
-                str(self.data_dir),
+                str(self.cluster_dir),
                 "--encoding=UTF8",
                 "--no-locale",
                 "--auth-local=peer",
@@ -576,7 +622,7 @@ class LocalPostgres:
         # No -l: the server inherits pg_ctl's stdout, our log file.
         pg_ctl = str(bin_dir / "pg_ctl")
         wait = ("-w", "-t", str(START_TIMEOUT_S))
-        return [pg_ctl, "start", "-D", str(self.data_dir), *wait, "-s", "-o", options]
+        return [pg_ctl, "start", "-D", str(self.cluster_dir), *wait, "-s", "-o", options]
 
     def _ensure_role_and_database(self, bin_dir: Path) -> None:
         """Over the unix socket, as the superuser: role ``dagster`` with our password owns
@@ -645,13 +691,8 @@ class LocalPostgres:
                 raise PostgresError(f"{what or cmd[0]} failed: {self._reason(err)}") from err
 
     def _postmaster_pid(self) -> int | None:
-        """The pid in ``postmaster.pid`` if that process is alive and a postgres, else None."""
-        try:
-            first = (self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
-            pid = int(first)
-        except (OSError, ValueError):
-            return None
-        return pid if _alive(pid) and _is_postgres(pid) else None
+        """The pid of a live postmaster on this cluster, else None."""
+        return _live_postmaster(self.cluster_dir)
 
     def _open_log(self) -> IO[bytes]:
         """The log file for appending; created owner-only (it may quote SQL statements)."""
@@ -672,7 +713,8 @@ class LocalPostgres:
             return ""
 
     def _reason(self, err: BaseException) -> str:
-        """One line: the log's last complaint (else ``err``) and where to read more."""
+        """One line: the most telling complaint the command logged (else ``err``), and where
+        to read more (FATAL before ERROR before the tools' own lines)."""
         lines = self._log_since(self._run_offset).splitlines()
         for pattern in _COMPLAINTS:
             found = [line.strip() for line in lines if pattern.search(line)]
@@ -681,19 +723,18 @@ class LocalPostgres:
         return f"{err} (see {self.log_path})"
 
 
-def _is_postgres(pid: int) -> bool:
-    """False only when ``/proc`` says ``pid`` is some other program (a reused pid)."""
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip().startswith(("postgres", "postmaster"))
-    except OSError:
-        return True
-
-
-def _alive(pid: int) -> bool:
+def _running_postgres(pid: int) -> bool:
+    """True while ``pid`` runs a postgres: not gone, not a zombie, not a reused pid."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, but someone else's
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc to ask: trust kill()
         return True
-    return True
+    # "<pid> (<comm>) <state> ...": comm may itself hold parentheses.
+    comm, _, rest = stat.partition("(")[2].rpartition(")")
+    return rest.split()[0] != "Z" and comm.startswith(("postgres", "postmaster"))
