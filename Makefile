@@ -22,6 +22,7 @@ demo: setup
 
 test: setup
 	@scripts/ensure-chromium
+	@scripts/ensure-postgres
 	$(VENV)/bin/python -m pytest -q
 
 # Unit and integration tests without the ones marked slow (no stack, no browser): a few minutes.

@@ -138,7 +138,12 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
     from talent_assets.devstack.stack import LocalStack
 
-    stack = LocalStack(args.root, ui_port=args.port, sensor_interval_s=args.sensor_interval)
+    stack = LocalStack(
+        args.root,
+        ui_port=args.port,
+        sensor_interval_s=args.sensor_interval,
+        postgres=args.postgres,
+    )
     print(f"Starting SeaweedFS and Dagster (data in {stack.root}) ...", flush=True)
     info = stack.start()
     stopping = False
@@ -153,6 +158,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     try:
         print(f"Dagster UI:  {info.ui_url}")
+        if info.postgres_url:
+            print(f"PostgreSQL:  {info.postgres_url}  (Dagster's storage; password beside it)")
         print(
             f"S3 endpoint: {info.endpoint_url}  (bucket {info.bucket!r}; credentials in "
             f"{stack.root / 'credentials.json'} unless AWS_* are set)"
@@ -256,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--root", type=Path, default=Path(".talent"), help="where data is kept")
     up.add_argument("--port", type=int, help="Dagster UI port (default: a free one)")
     up.add_argument("--sensor-interval", type=int, default=5, help="seconds between ticks")
+    up.add_argument(
+        "--postgres",
+        action="store_true",
+        help="keep Dagster's runs and events in a local PostgreSQL server (data in --root)",
+    )
     up.set_defaults(func=_cmd_up)
     upload = commands.add_parser("upload", help="upload videos to the running local stack")
     upload.add_argument("files", nargs="+", help="video files")

@@ -21,8 +21,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from talent_assets.defs.tags import PIPELINE_TAG_KEY, SOURCE_KEY_TAG
+from talent_assets.devstack.local_postgres import LocalPostgres
 from talent_assets.devstack.local_s3 import LocalS3Server
 from talent_assets.infra.settings import Settings
 
@@ -46,6 +48,8 @@ class StackInfo:
     video_prefix: str
     ui_url: str
     dagster_home: str
+    # The Dagster storage's PostgreSQL URL without its password (None: SQLite).
+    postgres_url: str | None = None
 
     @classmethod
     def load(cls, root: Path) -> StackInfo:
@@ -89,8 +93,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def dagster_yaml(max_concurrent_videos: int) -> str:
-    """Instance config: a run queue that caps concurrent videos, run retries, no telemetry.
+def dagster_yaml(max_concurrent_videos: int, postgres: bool = False) -> str:
+    """Instance config: a run queue that caps concurrent videos, run retries, no telemetry;
+    with ``postgres``, runs, event logs and schedules in PostgreSQL at ``DAGSTER_PG_URL``
+    (read from the environment by every process that opens the instance).
 
     Run retries only cover crashed runs (a killed worker, a lost process): op failures are
     retried by the assets' RetryPolicy, and bad input must not be retried at all.
@@ -117,6 +123,21 @@ run_retries:
   retry_on_asset_or_op_failure: false
 telemetry:
   enabled: false
+""" + (POSTGRES_STORAGE_YAML if postgres else "")
+
+
+def dagster_pg_url(url: str) -> str:
+    """``url`` with the psycopg2 driver named: dagster-postgres is written for psycopg2, and
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, on which its queries fail."""
+    return url.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+#: dagster-postgres storage for runs, event logs and schedules (one URL for all three).
+POSTGRES_STORAGE_YAML = """\
+storage:
+  postgres:
+    postgres_url:
+      env: DAGSTER_PG_URL
 """
 
 
@@ -132,6 +153,7 @@ class LocalStack:
         sensor_interval_s: int = 5,
         max_concurrent_videos: int | None = None,
         credentials: tuple[str, str] | None = None,
+        postgres: bool = False,
     ) -> None:
         self.settings = Settings.from_env()
         self.root = Path(root).resolve()
@@ -140,6 +162,10 @@ class LocalStack:
         self.sensor_interval_s = sensor_interval_s
         self.max_concurrent_videos = max_concurrent_videos or self.settings.max_concurrent_videos
         self.credentials = credentials
+        # Dagster's storage: a local PostgreSQL server (``talent up --postgres``), the one
+        # DAGSTER_PG_URL names, or SQLite under the Dagster home.
+        self.postgres = LocalPostgres(self.root / "postgres") if postgres else None
+        self.postgres_url = os.environ.get("DAGSTER_PG_URL") if not postgres else None
         self.s3: LocalS3Server | None = None
         self.dagster: subprocess.Popen[bytes] | None = None
         self.info: StackInfo | None = None
@@ -164,7 +190,13 @@ class LocalStack:
             "TALENT_SENSOR_DEFAULT_STATUS": "running",
             "TALENT_SENSOR_INTERVAL_S": str(self.sensor_interval_s),
             "DAGSTER_HOME": str(self.dagster_home),
+            **({"DAGSTER_PG_URL": self._pg_url()} if self._pg_url() else {}),
         }
+
+    def _pg_url(self) -> str | None:
+        if self.postgres is not None and self.postgres.running:
+            return dagster_pg_url(self.postgres.url)
+        return self.postgres_url
 
     def start(self) -> StackInfo:
         """Start S3, then Dagster; returns once the UI answers."""
@@ -177,10 +209,12 @@ class LocalStack:
         self.s3 = LocalS3Server(self.root / "s3", access_key=access, secret_key=secret)
         self.s3.start()
         try:
+            if self.postgres is not None:
+                self.postgres.start()
             self.s3.ensure_bucket(self.bucket)
             self.dagster_home.mkdir(parents=True, exist_ok=True)
             (self.dagster_home / "dagster.yaml").write_text(
-                dagster_yaml(self.max_concurrent_videos)
+                dagster_yaml(self.max_concurrent_videos, postgres=self._pg_url() is not None)
             )
             port = self.ui_port or _free_port()
             env = {**os.environ, **self.environment()}
@@ -207,6 +241,7 @@ class LocalStack:
                 video_prefix=env_prefix,
                 ui_url=ui_url,
                 dagster_home=str(self.dagster_home),
+                postgres_url=self.postgres.url_without_password if self.postgres else None,
             )
             (self.root / STACK_FILE).write_text(json.dumps(self.info.__dict__, indent=2))
             return self.info
@@ -251,6 +286,8 @@ class LocalStack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
         self.dagster = None
+        if self.postgres is not None and self.postgres.running:
+            self.postgres.stop()  # after Dagster, its client; the data stays
         if self.s3 is not None:
             self.s3.stop()
             self.s3 = None
@@ -317,4 +354,12 @@ def use_running_stack(root: Path = DEFAULT_ROOT) -> StackInfo | None:
     )
     os.environ.setdefault("AWS_REGION", "us-east-1")
     os.environ.pop("TALENT_WAREHOUSE", None)
+    if info.postgres_url:
+        # The instance's dagster.yaml reads DAGSTER_PG_URL: the stack's URL and its password.
+        password = LocalPostgres(root / "postgres").password_file.read_text().strip()
+        os.environ["DAGSTER_PG_URL"] = dagster_pg_url(
+            info.postgres_url.replace(
+                "postgresql://dagster@", f"postgresql://dagster:{quote(password, safe='')}@", 1
+            )
+        )
     return info

@@ -146,6 +146,15 @@ def test_killed_run_worker_is_retried_by_run_retries(
 ) -> None:
     path, _ = three_person
     key = "videos/crash/three.mp4"
+    # Nothing else running (a registry update after an earlier video, say), so the one new
+    # run worker is this video's.
+    busy = [DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+    _wait(
+        lambda: not stack_instance.get_runs(filters=RunsFilter(statuses=busy)),
+        300,
+        "the stack to be idle",
+        0.5,
+    )
     idle_workers = _run_workers(local_stack.dagster.pid)
     upload(stack_env, path, key)
 

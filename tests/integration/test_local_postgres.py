@@ -26,6 +26,7 @@ from talent_assets.devstack.local_postgres import (
     PostgresError,
     find_postgres_binaries,
 )
+from talent_assets.devstack.stack import dagster_pg_url
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = os.geteuid() == 0
@@ -268,7 +269,6 @@ def test_errors_are_one_line_postgres_errors(tmp_path: Path, open_dir: Path) -> 
 
 
 def test_a_dagster_instance_runs_on_it(server: LocalPostgres, tmp_path: Path) -> None:
-    pytest.importorskip("dagster_postgres", reason="dagster-postgres is not installed yet")
     from dagster import DagsterInstance, job, op
 
     @op
@@ -282,7 +282,8 @@ def test_a_dagster_instance_runs_on_it(server: LocalPostgres, tmp_path: Path) ->
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: {server.url!r}\ntelemetry:\n  enabled: false\n"
+        f"storage:\n  postgres:\n    postgres_url: {dagster_pg_url(server.url)!r}\n"
+        "telemetry:\n  enabled: false\n"
     )
     instance = DagsterInstance.from_config(str(home))
     try:
