@@ -30,7 +30,6 @@ from talent_assets.core.talent_matching import (
     EXEMPLARS_PER_TALENT,
     Link,
     Member,
-    best_link_similarity,
     choose_exemplars,
     group_members,
     member_links,
@@ -244,8 +243,3 @@ def talent_exemplars(members: Sequence[Member], group: Sequence[int]) -> np.ndar
         ]
     )
     return choose_exemplars(stacked, rank, EXEMPLARS_PER_TALENT)
-
-
-def appearance_similarity(links: Sequence[Link], group: Sequence[int]) -> dict[int, float]:
-    """Each member's strongest link inside its talent (absent when it stands alone)."""
-    return best_link_similarity(group, links)

@@ -138,36 +138,29 @@ def enrol_talent(registry: Registry, name: str, faces: list[PhotoFace], actor: s
     check_one_person(faces, registry.threshold)
     now = datetime.now(UTC)
     with registry.lease() as lease:
+        talents = registry.warehouse.read_whole("talents").to_pylist()
         exemplars = np.stack([f.embedding for f in faces])
-        talent_id = _matching_talent(registry, exemplars)
-        _refuse_renaming_by_enrolment(registry, talent_id, name)
+        talent_id = _matching_talent(talents, exemplars, registry.threshold)
+        _refuse_renaming_by_enrolment(talents, talent_id, name)
+        existing = {t["talent_id"] for t in talents}
         if talent_id is None:
             events = registry.warehouse.read_events()
-            taken = set(curation_from_events(events).created) | _talent_ids(registry)
+            taken = set(curation_from_events(events).created) | existing
             talent_id = talent_code(f"enrol/{name}/{now.isoformat()}", taken)
         _add_photos(registry.warehouse, talent_id, faces, now)
-        detail = {"photos": len(faces), "named_existing": talent_id in _talent_ids(registry)}
+        detail = {"photos": len(faces), "named_existing": talent_id in existing}
         event = registry_event("enrol", talent_id, now, actor=actor, name=name, detail=detail)
         registry.warehouse.append_events([event])
         registry.recompute(lease)
     return talent_id
 
 
-def _refuse_renaming_by_enrolment(registry: Registry, talent_id: str | None, name: str) -> None:
+def _refuse_renaming_by_enrolment(
+    talents: list[dict[str, Any]], talent_id: str | None, name: str
+) -> None:
     """Photos that match a talent named otherwise are a mistake or a rename: ask for
     ``talent name`` instead of renaming silently."""
-    if talent_id is None:
-        return
-    names = dict(
-        zip(
-            *(
-                registry.warehouse.read_whole("talents")[c].to_pylist()
-                for c in ("talent_id", "name")
-            ),
-            strict=True,
-        )
-    )
-    current = names.get(talent_id)
+    current = next((t["name"] for t in talents if t["talent_id"] == talent_id), None)
     if current and current != name:
         raise CurationError(
             f"the photos show {talent_id}, already named {current!r}; rename it with "
@@ -284,10 +277,12 @@ def _talent_ids(registry: Registry) -> set[str]:
     return set(registry.warehouse.read_whole("talents")["talent_id"].to_pylist())
 
 
-def _matching_talent(registry: Registry, exemplars: np.ndarray) -> str | None:
+def _matching_talent(
+    talents: list[dict[str, Any]], exemplars: np.ndarray, threshold: float
+) -> str | None:
     """The existing talent the photos match best, if any reaches the threshold."""
-    best, best_id = registry.threshold, None
-    for talent in registry.warehouse.read_whole("talents").to_pylist():
+    best, best_id = threshold, None
+    for talent in talents:
         similarity = member_similarity(exemplars, np.asarray(talent["exemplars"], np.float32))
         if similarity >= best:
             best, best_id = similarity, talent["talent_id"]

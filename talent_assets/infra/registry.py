@@ -28,11 +28,10 @@ import pyarrow as pa
 from talent_assets.core.manifest import MANIFEST_NAME
 from talent_assets.core.objects import ObjectChangedError, ObjectNotFoundError
 from talent_assets.core.tables import REGISTRY_SCHEMAS
-from talent_assets.core.talent_matching import Member
+from talent_assets.core.talent_matching import Member, best_link_similarity
 from talent_assets.core.talent_registry import (
     Curation,
     Grouping,
-    appearance_similarity,
     curation_from_events,
     group_into_talents,
     talent_exemplars,
@@ -198,7 +197,7 @@ def registry_tables(
     talents = []
     old = {t["talent_id"]: t for t in old_talents}
     for talent, group in sorted(groups.items()):
-        similarity = appearance_similarity(grouping.links, group)
+        similarity = best_link_similarity(group, grouping.links)
         rows = [people[i] for i in group if i < len(people)]
         appearances += [
             _appearance(talent, people[i], similarity.get(i)) for i in group if i < len(people)
