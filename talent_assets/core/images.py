@@ -16,6 +16,11 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return data.tobytes()
 
 
+def decode_image(data: bytes) -> np.ndarray | None:
+    """BGR pixels of encoded image bytes (JPEG, PNG, ...); None when they are not an image."""
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+
+
 def crop_face(image: np.ndarray, bbox: np.ndarray, margin: float = 0.5) -> np.ndarray:
     """Square crop around a face box, widened by ``margin`` of its size on each side.
 

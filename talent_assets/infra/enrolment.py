@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from modal_gpu.fanout import cached_engine
 from modal_gpu.video import SampledFrame
+from talent_assets.core.images import decode_image
 
 #: A photo must show one face clearly larger than any other: the second largest face may be
 #: at most this fraction of the largest's area (a group photo names nobody).
@@ -38,7 +38,7 @@ class PhotoFace:
 def photo_face(photo: str, data: bytes, model_pack: str) -> PhotoFace:
     """The one face of an enrolment photo; :class:`EnrolmentError` if there is not exactly
     one clear face."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    image = decode_image(data)
     if image is None:
         raise EnrolmentError(f"{photo}: not an image (JPEG, PNG, ...)")
     faces = cached_engine(model_pack).analyse([SampledFrame(0, 0.0, image, 1.0)])

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from talent_assets.core.erasure import crop_margin, faces_to_erase, hide_faces
-from talent_assets.core.images import contact_sheet, crop_face, encode_jpeg
+from talent_assets.core.images import contact_sheet, crop_face, decode_image, encode_jpeg
 from talent_assets.core.manifest import CONTACT_SHEET_NAME, MANIFEST_NAME
 from talent_assets.core.objects import ObjectNotFoundError
 from talent_assets.core.talent_frames import JPEG, cluster_rows_for_faces, sheet_label
@@ -154,7 +153,6 @@ def _rewrite_sheet_and_manifest(
 
 def _image(outputs: ObjectStore, key: str) -> np.ndarray | None:
     try:
-        data = np.frombuffer(outputs.get_bytes(key), np.uint8)
+        return decode_image(outputs.get_bytes(key))
     except ObjectNotFoundError:
         return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)

@@ -126,16 +126,13 @@ def _lease_state(store: ObjectStore, key: str, clock: Clock) -> tuple[str, str |
     """("free", None), ("expired", its ETag) or ("held", its ETag)."""
     try:
         info = store.head(key)
-        lease = json.loads(store.get_bytes(key))
-        expires = datetime.fromisoformat(lease["expires"])
+        body = store.get_bytes(key)
     except ObjectNotFoundError:
         return "free", None
+    try:
+        expires = datetime.fromisoformat(json.loads(body)["expires"])
     except (ValueError, KeyError, TypeError):
-        # Unreadable: being written, or written by something else. Expire it by its age.
-        try:
-            info = store.head(key)
-        except ObjectNotFoundError:
-            return "free", None
+        # Unreadable: written by something else. Expire it by its age.
         expires = info.last_modified + timedelta(seconds=LEASE_S)
     return ("expired" if expires <= clock() else "held"), info.etag
 

@@ -6,7 +6,6 @@ runs after each successful video: in the stack a run status sensor requests it
 (``defs/sensors.py``), the CLI and API run it right after their runs (``apps/runner``).
 """
 
-import cv2
 import numpy as np
 from dagster import (
     AssetExecutionContext,
@@ -15,7 +14,7 @@ from dagster import (
     asset,
 )
 
-from talent_assets.core.images import contact_sheet
+from talent_assets.core.images import contact_sheet, decode_image
 from talent_assets.core.objects import ObjectNotFoundError
 from talent_assets.core.talent_matching import match_threshold
 from talent_assets.defs.assets.people_metadata import preview_markdown
@@ -89,7 +88,6 @@ def _face(outputs: ObjectStore, key: str | None) -> np.ndarray | None:
     if not key:
         return None
     try:
-        data = np.frombuffer(outputs.get_bytes(key), np.uint8)
+        return decode_image(outputs.get_bytes(key))
     except ObjectNotFoundError:
         return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)  # None when it is not an image
