@@ -318,13 +318,18 @@ def main(argv: list[str] | None = None) -> int:
         report["overall"][system] = overall(report["videos"], system)
     report["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = markdown(report)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    args.out.with_suffix(".md").write_text(text + "\n")
-    print(f"\nwrote {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)
+    write_report(report, text, args.out)
     failed = any(s.get("failed_videos") for s in report["overall"].values())
     return 1 if failed else 0
+
+
+def write_report(report: dict[str, Any], text: str, out: Path) -> None:
+    """Print the markdown and write it beside the JSON report (``out`` and ``out.md``)."""
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    out.with_suffix(".md").write_text(text + "\n")
+    print(f"\nwrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
 
 
 if __name__ == "__main__":

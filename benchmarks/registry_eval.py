@@ -55,7 +55,6 @@ JSON and a markdown copy; exits 1 when the target is missed at the chosen thresh
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
@@ -70,7 +69,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import eval_set
-from benchmarks.evaluate import run_system
+from benchmarks.evaluate import run_system, write_report
 from benchmarks.metrics import Detection, GroundTruth, cluster_mapping, label_detections
 from benchmarks.systems import REPO, _table_file, provenance
 from talent_assets.core.talent_matching import (
@@ -759,11 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     text = markdown(report)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    args.out.with_suffix(".md").write_text(text + "\n")
-    print(f"\nwrote {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)
+    write_report(report, text, args.out)
     order = result["order_independence"]
     ok = meets_target(result["pairs"]) and all(order["same_ids"])
     return 0 if ok else 1
