@@ -87,31 +87,137 @@ def save_credentials(root: Path, access: str, secret: str) -> None:
         json.dump({"access_key": access, "secret_key": secret}, handle)
 
 
-def _free_port() -> int:
+def start_s3(root: Path, credentials: tuple[str, str] | None) -> LocalS3Server:
+    """Start SeaweedFS with its data in ``root/s3``: with ``credentials`` (then kept in root),
+    else the pair kept in root or the environment (:func:`load_credentials`)."""
+    root.mkdir(parents=True, exist_ok=True)
+    if credentials:
+        access, secret = credentials
+        save_credentials(root, access, secret)
+    else:
+        access, secret = load_credentials(root)
+    s3 = LocalS3Server(root / "s3", access_key=access, secret_key=secret)
+    s3.start()
+    return s3
+
+
+def pipeline_environment(
+    s3: LocalS3Server, bucket: str, settings: Settings, sensor_interval_s: int, dagster_home: Path
+) -> dict[str, str]:
+    """What the pipeline (code location, run workers, clients) needs to use this S3 server:
+    credentials, endpoint, bucket, prefix, warehouse, the sensor on, and the Dagster home."""
+    return {
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_REGION": settings.region,
+        "TALENT_S3_ENDPOINT_URL": s3.endpoint_url,
+        "TALENT_BUCKET": bucket,
+        "TALENT_VIDEO_PREFIX": settings.video_prefix,
+        "TALENT_WAREHOUSE": f"s3://{bucket}/warehouse",
+        "TALENT_SENSOR_DEFAULT_STATUS": "running",
+        "TALENT_SENSOR_INTERVAL_S": str(sensor_interval_s),
+        "DAGSTER_HOME": str(dagster_home),
+    }
+
+
+def wait_for_http(
+    url: str, proc: subprocess.Popen[bytes] | None, what: str, log: Path, timeout_s: float = 0
+) -> None:
+    """Wait until ``url`` answers 200; fail early (naming ``log``) if ``proc`` exits."""
+    deadline = time.monotonic() + (timeout_s or UI_READY_TIMEOUT_S)
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"{what} exited with code {proc.returncode}; see {log}")
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(url, timeout=2) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.5)
+    raise StackError(f"{what} did not answer {url} within {timeout_s or UI_READY_TIMEOUT_S:.0f} s")
+
+
+def stop_process_group(
+    proc: subprocess.Popen[bytes],
+    first_signal: int = signal.SIGTERM,
+    wait_s: float = STOP_TIMEOUT_S,
+) -> None:
+    """Stop ``proc`` (started with ``start_new_session``) and everything in its group:
+    ``first_signal``, then SIGTERM, then SIGKILL; finally SIGKILL to the group, so no run
+    worker it started outlives it."""
+    if proc.poll() is None:
+        pgid = os.getpgid(proc.pid)
+        for sig, wait in ((first_signal, wait_s), (signal.SIGTERM, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, sig)
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the group id is the leader's pid
+    proc.wait(timeout=5)
+
+
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def dagster_yaml(max_concurrent_videos: int, postgres: bool = False) -> str:
+@dataclass(frozen=True)
+class RunMonitoring:
+    """The daemon's run monitoring, for an instance whose runs outlive the process that
+    launched them (separate services; see ``services.py``).
+
+    The DefaultRunLauncher cannot check a run worker's health (Dagster's
+    ``supports_check_run_worker_health`` is False for it) and cannot resume runs, so with it
+    monitoring catches a lost run only by its timeouts: a run that never reaches STARTED
+    (``start_timeout_s``), one stuck cancelling (``cancel_timeout_s``), and one STARTED for
+    longer than ``max_runtime_s`` (its worker died with its code server, say). Each is marked
+    failed, and run retries launch it again. ``max_resume_run_attempts`` stays 0: a value
+    above 0 makes the daemon call ``resume_run``, which this launcher does not implement.
+    """
+
+    start_timeout_s: int = 180
+    cancel_timeout_s: int = 180
+    # 0 = no limit. A lost STARTED run is only found by this with the DefaultRunLauncher.
+    max_runtime_s: int = 3600
+    poll_interval_s: int = 30
+
+
+def dagster_yaml(
+    max_concurrent_videos: int,
+    postgres: bool = False,
+    *,
+    monitoring: RunMonitoring | None = None,
+    postgres_parts: bool = False,
+) -> str:
     """Instance config: a run queue that caps concurrent videos, run retries, no telemetry;
     with ``postgres``, runs, event logs and schedules in PostgreSQL at ``DAGSTER_PG_URL``
-    (read from the environment by every process that opens the instance).
+    (read from the environment by every process that opens the instance), or with
+    ``postgres_parts`` from ``DAGSTER_PG_HOST``/``_PORT``/``_USERNAME``/``_PASSWORD``/``_DB``
+    (what a compose file or Kubernetes Secret provides). With ``monitoring``, the daemon's run
+    monitoring, and runs that could not be launched because the code server was unreachable
+    go back to the queue instead of failing.
 
     Run retries only cover crashed runs (a killed worker, a lost process): op failures are
     retried by the assets' RetryPolicy, and bad input must not be retried at all.
     """
-    return f"""\
+    limit = max(1, max_concurrent_videos)
+    text = f"""\
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
-concurrency:
+{_USER_CODE_RETRIES_YAML if monitoring else ""}concurrency:
   runs:
-    max_concurrent_runs: {max(1, max_concurrent_videos) * 2 + 1}
+    max_concurrent_runs: {limit * 2 + 1}
     tag_concurrency_limits:
       - key: {PIPELINE_TAG_KEY}
         value: process_video
-        limit: {max(1, max_concurrent_videos)}
+        limit: {limit}
       - key: {PIPELINE_TAG_KEY}
         value: talent_registry
         limit: 1
@@ -123,7 +229,33 @@ run_retries:
   retry_on_asset_or_op_failure: false
 telemetry:
   enabled: false
-""" + (POSTGRES_STORAGE_YAML if postgres else "")
+"""
+    if monitoring is not None:
+        text += _run_monitoring_yaml(monitoring)
+    if postgres_parts:
+        return text + POSTGRES_PARTS_STORAGE_YAML
+    return text + (POSTGRES_STORAGE_YAML if postgres else "")
+
+
+# A run dequeued while its code server restarts would otherwise fail at launch (and only a
+# run retry would bring it back); requeued, it simply waits for the server.
+_USER_CODE_RETRIES_YAML = """\
+  config:
+    max_user_code_failure_retries: 5
+    user_code_failure_retry_delay: 10
+"""
+
+
+def _run_monitoring_yaml(monitoring: RunMonitoring) -> str:
+    return f"""\
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: {monitoring.start_timeout_s}
+  cancel_timeout_seconds: {monitoring.cancel_timeout_s}
+  max_runtime_seconds: {monitoring.max_runtime_s}
+  max_resume_run_attempts: 0
+  poll_interval_seconds: {monitoring.poll_interval_s}
+"""
 
 
 def dagster_pg_url(url: str) -> str:
@@ -138,6 +270,25 @@ storage:
   postgres:
     postgres_url:
       env: DAGSTER_PG_URL
+"""
+
+#: The same storage from the parts a deployment's secrets provide. The psycopg2 driver is
+#: named for the reason given in :func:`dagster_pg_url`.
+POSTGRES_PARTS_STORAGE_YAML = """\
+storage:
+  postgres:
+    postgres_db:
+      hostname:
+        env: DAGSTER_PG_HOST
+      port:
+        env: DAGSTER_PG_PORT
+      username:
+        env: DAGSTER_PG_USERNAME
+      password:
+        env: DAGSTER_PG_PASSWORD
+      db_name:
+        env: DAGSTER_PG_DB
+      scheme: postgresql+psycopg2
 """
 
 
@@ -178,18 +329,10 @@ class LocalStack:
         """The environment the pipeline runs with inside this stack."""
         if self.s3 is None:
             raise StackError("the stack is not started")
-        video_prefix = self.settings.video_prefix
         return {
-            "AWS_ACCESS_KEY_ID": self.s3.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
-            "AWS_REGION": self.settings.region,
-            "TALENT_S3_ENDPOINT_URL": self.s3.endpoint_url,
-            "TALENT_BUCKET": self.bucket,
-            "TALENT_VIDEO_PREFIX": video_prefix,
-            "TALENT_WAREHOUSE": f"s3://{self.bucket}/warehouse",
-            "TALENT_SENSOR_DEFAULT_STATUS": "running",
-            "TALENT_SENSOR_INTERVAL_S": str(self.sensor_interval_s),
-            "DAGSTER_HOME": str(self.dagster_home),
+            **pipeline_environment(
+                self.s3, self.bucket, self.settings, self.sensor_interval_s, self.dagster_home
+            ),
             **({"DAGSTER_PG_URL": self._pg_url()} if self._pg_url() else {}),
         }
 
@@ -200,14 +343,7 @@ class LocalStack:
 
     def start(self) -> StackInfo:
         """Start S3, then Dagster; returns once the UI answers."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        if self.credentials:
-            access, secret = self.credentials
-            save_credentials(self.root, access, secret)
-        else:
-            access, secret = load_credentials(self.root)
-        self.s3 = LocalS3Server(self.root / "s3", access_key=access, secret_key=secret)
-        self.s3.start()
+        self.s3 = start_s3(self.root, self.credentials)
         try:
             if self.postgres is not None:
                 self.postgres.start()
@@ -216,7 +352,7 @@ class LocalStack:
             (self.dagster_home / "dagster.yaml").write_text(
                 dagster_yaml(self.max_concurrent_videos, postgres=self._pg_url() is not None)
             )
-            port = self.ui_port or _free_port()
+            port = self.ui_port or free_port()
             env = {**os.environ, **self.environment()}
             logs = self.root / "logs"
             logs.mkdir(exist_ok=True)
@@ -233,7 +369,9 @@ class LocalStack:
             )  # fmt: skip
             log.close()
             ui_url = f"http://127.0.0.1:{port}"
-            self._wait_for_ui(ui_url)
+            wait_for_http(
+                f"{ui_url}/server_info", self.dagster, "dagster dev", logs / "dagster.log"
+            )
             env_prefix = self.environment()["TALENT_VIDEO_PREFIX"]
             self.info = StackInfo(
                 endpoint_url=self.s3.endpoint_url,
@@ -249,42 +387,11 @@ class LocalStack:
             self.stop()
             raise
 
-    def _wait_for_ui(self, ui_url: str) -> None:
-        deadline = time.monotonic() + UI_READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.dagster is not None and self.dagster.poll() is not None:
-                raise StackError(
-                    f"dagster dev exited with code {self.dagster.returncode}; "
-                    f"see {self.root / 'logs' / 'dagster.log'}"
-                )
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{ui_url}/server_info", timeout=2) as response,
-            ):
-                if response.status == 200:
-                    return
-            time.sleep(0.5)
-        raise StackError(f"the Dagster UI did not come up within {UI_READY_TIMEOUT_S:.0f} s")
-
     def stop(self) -> None:
         """SIGINT to ``dagster dev`` (then harder if it lingers), then stop S3."""
-        if self.dagster is not None and self.dagster.poll() is None:
-            pgid = os.getpgid(self.dagster.pid)
-            for sig, wait in ((signal.SIGINT, STOP_TIMEOUT_S), (signal.SIGTERM, 5.0)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, sig)
-                try:
-                    self.dagster.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
-                self.dagster.wait(timeout=5)
-            # Run workers and the daemon share the group; make sure none outlives us.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
+        if self.dagster is not None:
+            # SIGINT first: ``dagster dev`` shuts its children down cleanly only on that.
+            stop_process_group(self.dagster, first_signal=signal.SIGINT)
         self.dagster = None
         if self.postgres is not None and self.postgres.running:
             self.postgres.stop()  # after Dagster, its client; the data stays
