@@ -23,6 +23,7 @@ demo: setup
 test: setup
 	@scripts/ensure-chromium
 	@scripts/ensure-postgres
+	@scripts/ensure-sqs-emulator
 	$(VENV)/bin/python -m pytest -q
 
 # Unit and integration tests without the ones marked slow (no stack, no browser): a few minutes.

@@ -1,4 +1,5 @@
-"""The S3 sensor's decision per tick, pure: which listed objects become runs, and the cursor.
+"""The S3 sensor's decision per tick, pure: which listed objects (``list`` mode) or queued S3
+event notifications (``sqs`` mode) become runs, and the cursor.
 
 Tested without Dagster; ``defs/sensors.py`` wraps it in the ``s3_video_sensor``.
 """
@@ -10,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from talent_assets.core.objects import ObjectInfo
-from talent_assets.core.video_id import is_video_key
+from talent_assets.core.s3_events import parse_s3_event_message
+from talent_assets.core.video_id import is_video_key, video_id_for
 
 # Objects are reconsidered this long after the newest one seen: LastModified has one-second
 # resolution and is the *start* of a multipart upload, so a large upload can appear in a
@@ -93,3 +95,114 @@ def plan_tick(objects: list[ObjectInfo], cursor: SensorCursor, max_per_tick: int
 def run_key_for(video_id: str, etag: str) -> str:
     """One run per content version of an object."""
     return f"{video_id}:{etag}"
+
+
+# --- the sqs mode: S3 event notifications read from a queue -------------------------------
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    """One message received from the queue (its receipt handle is what deletes it)."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    """A message whose videos were requested: deleted once all its run keys are recorded."""
+
+    receipt_handle: str
+    run_keys: tuple[str, ...]
+
+
+@dataclass
+class QueueCursor:
+    """The sqs mode's cursor: the messages of the last tick that still await deletion."""
+
+    pending: list[PendingMessage] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, raw: str | None) -> QueueCursor:
+        # A cursor left by the list mode (switching modes) has no "pending": start afresh.
+        data = json.loads(raw) if raw else {}
+        return cls(
+            pending=[
+                PendingMessage(receipt_handle=p[0], run_keys=tuple(p[1]))
+                for p in data.get("pending", [])
+            ]
+        )
+
+    def dump(self) -> str:
+        return json.dumps(
+            {"pending": [[p.receipt_handle, list(p.run_keys)] for p in self.pending]},
+            separators=(",", ":"),
+        )
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """A video to run: its object key, ETag, partition key and run key."""
+
+    key: str
+    etag: str
+    video_id: str
+
+    @property
+    def run_key(self) -> str:
+        return run_key_for(self.video_id, self.etag)
+
+
+@dataclass(frozen=True)
+class QueuePlan:
+    """What one sqs tick decided.
+
+    ``requested``: one request per run key (a message redelivered, or the same upload in two
+    messages, asks once); ``pending``: messages to delete after their runs are recorded;
+    ``discard``: receipt handles of messages with nothing to run (test events, other keys),
+    deleted at once; ``rejected``: (message id, why) of bodies that are no S3 notification,
+    left on the queue for its dead-letter queue; ``ignored``: why records were skipped.
+    """
+
+    requested: list[VideoRequest]
+    pending: list[PendingMessage]
+    discard: list[str]
+    rejected: list[tuple[str, str]]
+    ignored: list[str]
+
+
+def plan_queue_tick(messages: list[QueueMessage], bucket: str, prefix: str) -> QueuePlan:
+    """Turn received messages into run requests and what to do with each message."""
+    requested: dict[str, VideoRequest] = {}
+    pending: list[PendingMessage] = []
+    discard: list[str] = []
+    rejected: list[tuple[str, str]] = []
+    ignored: list[str] = []
+    for message in messages:
+        parsed = parse_s3_event_message(message.body, bucket, prefix)
+        ignored.extend(parsed.ignored)
+        if parsed.error:
+            rejected.append((message.message_id, parsed.error))
+            continue
+        keys = []
+        for event in parsed.videos:
+            request = VideoRequest(event.key, event.etag, video_id_for(bucket, event.key, prefix))
+            requested.setdefault(request.run_key, request)
+            keys.append(request.run_key)
+        if keys:
+            pending.append(PendingMessage(message.receipt_handle, tuple(dict.fromkeys(keys))))
+        else:
+            discard.append(message.receipt_handle)
+    return QueuePlan(list(requested.values()), pending, discard, rejected, ignored)
+
+
+def settle_pending(
+    pending: list[PendingMessage], recorded_run_keys: set[str]
+) -> tuple[list[str], list[PendingMessage]]:
+    """Split last tick's messages into those safe to delete (every run key recorded) and
+    those whose runs are not recorded (left alone: they return after the visibility timeout
+    and are requested again, which the run keys make harmless)."""
+    done = [p.receipt_handle for p in pending if set(p.run_keys) <= recorded_run_keys]
+    waiting = [p for p in pending if not set(p.run_keys) <= recorded_run_keys]
+    return done, waiting

@@ -1,4 +1,5 @@
-"""Dagster resources: where videos and outputs live, and the face detector.
+"""Dagster resources: where videos and outputs live, the face detector, and the queue of S3
+event notifications.
 
 Configuration only; the work is done by ``infra`` (object stores, the warehouse, the
 detector dispatch). Built from :class:`~talent_assets.infra.settings.Settings` by
@@ -26,6 +27,7 @@ from talent_assets.infra.detection import (
 )
 from talent_assets.infra.s3 import s3_client
 from talent_assets.infra.settings import DEFAULT_GPU_PRICES_PER_HOUR, Settings
+from talent_assets.infra.sqs import VideoEventQueue, sqs_client
 from talent_assets.infra.storage import LocalObjectStore, ObjectStore, S3ObjectStore
 from talent_assets.infra.video_cache import VideoCache
 from talent_assets.infra.warehouse import Warehouse, open_warehouse
@@ -130,6 +132,21 @@ class FaceDetector(ConfigurableResource):
         return detect_faces(self.config(), video_id, source)
 
 
+class S3EventQueue(ConfigurableResource):
+    """The SQS queue that the bucket's S3 event notifications land in (the sensor's ``sqs``
+    mode). Credentials from boto3's default chain, as for S3."""
+
+    queue_url: str = ""
+    endpoint_url: str | None = None  # None: AWS; else an SQS-compatible server
+    region_name: str | None = None
+
+    def queue(self) -> VideoEventQueue:
+        """A client for the queue."""
+        if not self.queue_url:
+            raise ValueError("no queue configured: set TALENT_SQS_QUEUE_URL")
+        return VideoEventQueue(sqs_client(self.endpoint_url, self.region_name), self.queue_url)
+
+
 def _env_or_none(name: str) -> EnvVar | None:
     # EnvVar keeps the value out of the UI and logs; unset means boto3's default chain.
     return EnvVar(name) if os.environ.get(name) else None
@@ -161,5 +178,10 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             static_block_s=settings.static_block_s,
             modal_gpu=settings.modal_gpu,
             gpu_prices=dict(settings.modal_gpu_prices),
+        ),
+        "video_events": S3EventQueue(
+            queue_url=settings.sqs_queue_url or "",
+            endpoint_url=settings.sqs_endpoint_url,
+            region_name=settings.region,
         ),
     }

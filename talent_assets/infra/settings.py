@@ -72,6 +72,9 @@ class Settings:
     sensor_running: bool = False  # TALENT_SENSOR_DEFAULT_STATUS=running
     sensor_interval_s: int = 30
     sensor_max_per_tick: int = 100
+    sensor_source: str = "list"  # list: list the prefix each tick; sqs: S3 events from SQS
+    sqs_queue_url: str | None = None
+    sqs_endpoint_url: str | None = None  # None: AWS; else an SQS-compatible server
     max_concurrent_videos: int = 1
 
     @classmethod
@@ -105,6 +108,9 @@ class Settings:
             == "running",
             sensor_interval_s=_integer(env, "TALENT_SENSOR_INTERVAL_S", 30, minimum=1),
             sensor_max_per_tick=_integer(env, "TALENT_SENSOR_MAX_PER_TICK", 100, minimum=1),
+            sensor_source=_sensor_source(env),
+            sqs_queue_url=_raw(env, "TALENT_SQS_QUEUE_URL"),
+            sqs_endpoint_url=_raw(env, "TALENT_SQS_ENDPOINT_URL"),
             max_concurrent_videos=_integer(env, "TALENT_MAX_CONCURRENT_VIDEOS", 1, minimum=1),
         )
 
@@ -160,6 +166,13 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     if value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def _sensor_source(env: Mapping[str, str]) -> str:
+    source = _choice(env, "TALENT_SENSOR_SOURCE", "list", ("list", "sqs"))
+    if source == "sqs" and not _raw(env, "TALENT_SQS_QUEUE_URL"):
+        raise SettingsError("TALENT_SENSOR_SOURCE=sqs needs TALENT_SQS_QUEUE_URL (the queue's URL)")
+    return source
 
 
 def _prices(env: Mapping[str, str]) -> dict[str, float]:
