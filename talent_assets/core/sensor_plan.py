@@ -197,6 +197,12 @@ def plan_queue_tick(messages: list[QueueMessage], bucket: str, prefix: str) -> Q
     return QueuePlan(list(requested.values()), pending, discard, rejected, ignored)
 
 
+def queue_visibility_s(sensor_interval_s: int) -> int:
+    """How long a received message stays hidden: long enough that the next tick (which
+    deletes it) comes well before it would be delivered again, even with a busy daemon."""
+    return max(60, 4 * sensor_interval_s)
+
+
 def settle_pending(
     pending: list[PendingMessage], recorded_run_keys: set[str]
 ) -> tuple[list[str], list[PendingMessage]]:

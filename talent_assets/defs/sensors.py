@@ -37,6 +37,7 @@ from talent_assets.core.sensor_plan import (
     VideoRequest,
     plan_queue_tick,
     plan_tick,
+    queue_visibility_s,
     settle_pending,
 )
 from talent_assets.core.video_id import is_video_key, video_id_for
@@ -57,9 +58,7 @@ def build_s3_video_sensor(settings: Settings) -> SensorDefinition:
     max_per_tick = settings.sensor_max_per_tick
     status = DefaultSensorStatus.RUNNING if settings.sensor_running else DefaultSensorStatus.STOPPED
     if settings.sensor_source == "sqs":
-        # Long enough that the next tick (which deletes the message) comes well before it
-        # would be delivered again, even with a busy daemon.
-        visibility_s = max(60, 4 * settings.sensor_interval_s)
+        visibility_s = queue_visibility_s(settings.sensor_interval_s)
 
         @sensor(
             name=SENSOR_NAME,
