@@ -76,6 +76,14 @@ class Settings:
     sqs_queue_url: str | None = None
     sqs_endpoint_url: str | None = None  # None: AWS; else an SQS-compatible server
     max_concurrent_videos: int = 1
+    # Videos from URLs, and webhooks: hosts/networks allowed although not public (SSRF guard).
+    url_allow: str = ""
+    url_max_mb: int = 2048
+    url_timeout_s: float = 600.0
+    url_max_duration_s: float = 4 * 3600.0
+    webhook_url: str | None = None
+    webhook_secret: str | None = None  # HMAC key; like the API key, never logged
+    representative_frames: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +120,13 @@ class Settings:
             sqs_queue_url=_raw(env, "TALENT_SQS_QUEUE_URL"),
             sqs_endpoint_url=_raw(env, "TALENT_SQS_ENDPOINT_URL"),
             max_concurrent_videos=_integer(env, "TALENT_MAX_CONCURRENT_VIDEOS", 1, minimum=1),
+            url_allow=env.get("TALENT_URL_ALLOW", ""),
+            url_max_mb=_integer(env, "TALENT_URL_MAX_MB", 2048, minimum=1),
+            url_timeout_s=_number(env, "TALENT_URL_TIMEOUT_S", 600.0, positive=True),
+            url_max_duration_s=_number(env, "TALENT_URL_MAX_DURATION_S", 14400.0, positive=True),
+            webhook_url=_raw(env, "TALENT_WEBHOOK_URL"),
+            webhook_secret=_raw(env, "TALENT_WEBHOOK_SECRET"),
+            representative_frames=_integer(env, "TALENT_REPRESENTATIVE_FRAMES", 10, minimum=0),
         )
 
     def media_cache_path(self) -> Path:
