@@ -11,6 +11,7 @@ from talent_assets.defs.assets import ALL_ASSETS, talent_registry
 from talent_assets.defs.jobs import process_video_job, update_talent_registry_job
 from talent_assets.defs.resources import build_resources
 from talent_assets.defs.sensors import build_registry_sensor, build_s3_video_sensor
+from talent_assets.defs.webhook_sensor import build_webhook_sensor
 from talent_assets.infra.settings import Settings
 
 
@@ -20,7 +21,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*ALL_ASSETS, talent_registry],
         jobs=[process_video_job, update_talent_registry_job],
-        sensors=[build_s3_video_sensor(settings), build_registry_sensor(settings)],
+        sensors=[
+            build_s3_video_sensor(settings),
+            build_registry_sensor(settings),
+            build_webhook_sensor(settings),
+        ],
         resources=build_resources(settings),
     )
 
