@@ -26,7 +26,8 @@ def _parse_s3(source: str) -> tuple[str, str]:
 def process_video(
     source: str, *, out: Path | None, sample_fps: float | None, instance: Any = None
 ) -> dict[str, Any]:
-    """Run the four assets for ``source`` (a local file or ``s3://bucket/key``).
+    """Run the four assets for ``source``: a local file, ``s3://bucket/key``, or an
+    ``http(s)://`` URL of a video file or an HLS playlist.
 
     Returns the manifest; raises :class:`CliError` with the run's one-line reason on failure.
     """
@@ -39,17 +40,20 @@ def process_video(
     from talent_assets.infra.storage import LocalObjectStore
 
     settings = _settings_for(source, sample_fps)
-    key, local_input = _source_key(source, settings, uploads=out is None)
-    resources = build_resources(settings)
-    storage = _storage_for(resources["storage"], out, local_input)
-    input_bucket = "local" if storage.local_input_dir else settings.bucket
-    video_id = video_id_for(input_bucket, key, storage.video_prefix)
-    outcome = process_partition(
-        video_id,
-        key,
-        resources={"storage": storage, "detector": resources["detector"]},
-        instance=instance or current_instance(keep_history=False),
-    )
+    # A video fetched from a URL for a local run (--out) lives here until the run is over.
+    with tempfile.TemporaryDirectory(prefix="talent-url-") as workdir:
+        key, local_root, tags = _source_key(source, settings, out is None, Path(workdir))
+        resources = build_resources(settings)
+        storage = _storage_for(resources["storage"], out, local_root)
+        input_bucket = "local" if storage.local_input_dir else settings.bucket
+        video_id = video_id_for(input_bucket, key, storage.video_prefix)
+        outcome = process_partition(
+            video_id,
+            key,
+            resources={"storage": storage, "detector": resources["detector"]},
+            instance=instance or current_instance(keep_history=False),
+            tags=tags,
+        )
     if not outcome.success:
         raise CliError(outcome.message)
     if outcome.registry_message:
@@ -77,25 +81,61 @@ def _settings_for(source: str, sample_fps: float | None) -> Any:
     return settings
 
 
-def _source_key(source: str, settings: Any, *, uploads: bool) -> tuple[str, Path | None]:
-    """(object key, local file or None). Without ``--out`` a local file is first uploaded to
-    the bucket's video prefix, like any other video."""
+def is_url(source: str) -> bool:
+    """Whether a ``talent process`` source is a URL rather than a file or ``s3://`` address
+    (any ``scheme://`` but s3: the URL policy then refuses schemes other than http(s))."""
+    return "://" in source and not source.startswith("s3://")
+
+
+def _source_key(
+    source: str, settings: Any, uploads: bool, workdir: Path
+) -> tuple[str, Path | None, dict[str, str]]:
+    """(object key, local folder holding it or None, extra run tags). Without ``--out`` a
+    local file or a fetched URL is first put in the bucket's video prefix, like any other
+    video."""
     from talent_assets.infra.s3 import bucket_store
 
+    if is_url(source):
+        return _url_source(source, settings, uploads, workdir)
     if source.startswith("s3://"):
-        return _parse_s3(source)[1], None
+        return _parse_s3(source)[1], None, {}
     path = Path(source).expanduser()
     if not path.is_file():
         raise CliError(f"no such file: {source}")
     local_input = path.resolve()
     if not uploads:
-        return local_input.name, local_input
+        return local_input.name, local_input.parent, {}
     key = f"{settings.video_prefix}{local_input.name}"
-    bucket_store(settings).put_bytes(key, local_input.read_bytes(), "video/mp4")
-    return key, None
+    bucket_store(settings).put_file(key, local_input, "video/mp4")
+    return key, None, {}
 
 
-def _storage_for(storage: Any, out: Path | None, local_input: Path | None) -> Any:
+def _url_source(
+    url: str, settings: Any, uploads: bool, workdir: Path
+) -> tuple[str, Path | None, dict[str, str]]:
+    """Fetch ``url`` (SSRF-guarded, within the TALENT_URL_* limits) into the bucket, or into
+    ``workdir/url/`` for a local run; the partition and outputs follow the URL key."""
+    from talent_assets.core.hls import PlaylistError
+    from talent_assets.core.url_policy import UrlRefusedError, display_url
+    from talent_assets.defs.tags import SOURCE_URL_TAG
+    from talent_assets.infra.s3 import bucket_store
+    from talent_assets.infra.url_fetch import UrlFetchError
+    from talent_assets.infra.url_video import VideoFetchError, fetch_url_video, ingest_url_video
+
+    tags = {SOURCE_URL_TAG: display_url(url)}
+    try:
+        if uploads:
+            return ingest_url_video(url, settings, bucket_store(settings)).key, None, tags
+        video = fetch_url_video(url, settings, workdir)
+    except (UrlRefusedError, UrlFetchError, PlaylistError, VideoFetchError) as error:
+        raise CliError(str(error)) from None
+    key = video.key[len(settings.video_prefix) :]
+    (workdir / key).parent.mkdir(parents=True, exist_ok=True)
+    video.path.rename(workdir / key)
+    return key, workdir, tags
+
+
+def _storage_for(storage: Any, out: Path | None, local_root: Path | None) -> Any:
     """The storage resource, redirected to local folders for ``--out`` / a local input."""
     from talent_assets.defs.resources import TalentStorage
 
@@ -103,8 +143,8 @@ def _storage_for(storage: Any, out: Path | None, local_input: Path | None) -> An
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         overrides["local_output_dir"] = str(out.resolve())
-    if local_input is not None:
-        overrides.update(local_input_dir=str(local_input.parent), video_prefix="")
+    if local_root is not None:
+        overrides.update(local_input_dir=str(local_root), video_prefix="")
     if not overrides:
         return storage
     # Resources are immutable config; build a new one rather than copying a model.

@@ -73,12 +73,14 @@ def process_partition(
     run_config: dict[str, Any] | None = None,
     quiet: bool = True,
     run_id: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> RunOutcome:
     """Register ``video_id`` as a partition and run the ``process_video`` job for it.
 
     Runs in this process (so a CLI or API call needs no daemon) but against a real instance,
     so with the stack's ``DAGSTER_HOME`` the run shows in the UI like any other. ``run_id``
-    lets a caller hand out the id before the run starts (the API's ``"wait": false``).
+    lets a caller hand out the id before the run starts (the API's ``"wait": false``);
+    ``tags`` are added to the run's (a source URL, a per-request webhook).
     """
     instance.add_dynamic_partitions(videos_partitions.name, [video_id])
     config = dict(run_config or {})
@@ -91,7 +93,7 @@ def process_partition(
         instance=instance,
         run_config=config,
         partition_key=video_id,
-        tags=video_run_tags(key, video_id),
+        tags={**(tags or {}), **video_run_tags(key, video_id)},
         run_id=run_id,
     )
     if not result.success:

@@ -110,3 +110,15 @@ def check_addresses(host: str, addresses: list[str], allow: UrlAllowList) -> Add
                 f"refused {host}: {address} is {problem} (list it in TALENT_URL_ALLOW to allow)"
             )
     return parsed[0]
+
+
+def display_url(url: str) -> str:
+    """``url`` for messages, tags and metadata: without its query string and fragment
+    (signed URLs carry credentials there), at most 200 characters."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url.split("?", 1)[0][:200]
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"[:200]

@@ -1,4 +1,5 @@
-"""Video ids (the Dagster partition key) and output folder names derived from S3 keys."""
+"""Video ids (the Dagster partition key) and output folder names derived from S3 keys, and
+the key under which a video fetched from a URL is kept."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import re
 import unicodedata
 from pathlib import PurePosixPath
+from urllib.parse import unquote, urlsplit
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 _SLUG_MAX = 60
@@ -61,3 +63,25 @@ def output_stem(key: str, video_prefix: str = "videos/") -> str:
 def is_video_key(key: str) -> bool:
     """True for keys with a video file extension (case-insensitive)."""
     return key.lower().endswith(VIDEO_EXTENSIONS) and not key.endswith("/")
+
+
+#: Videos fetched from a URL are kept under the video prefix in this folder.
+URL_FOLDER = "url"
+
+
+def url_video_key(url: str, video_prefix: str = "videos/", *, hls: bool = False) -> str:
+    """Where a video fetched from ``url`` is kept: ``<prefix>url/<slug>-<hash>.<ext>``.
+
+    The same URL always gives the same key (so the same partition, ``processed/url/<id>/``),
+    a different one never does: the hash covers the whole URL. The query string is hashed
+    but never shown (signed URLs carry credentials there). HLS is remuxed into Matroska;
+    a plain file keeps its extension when it has a video one (else ``.mp4``: the file is
+    probed by content, not name).
+    """
+    path = PurePosixPath(unquote(urlsplit(url).path))
+    suffix = path.suffix.lower()
+    ext = ".mkv" if hls else (suffix if suffix in VIDEO_EXTENSIONS else ".mp4")
+    stem = path.stem if path.name else "video"
+    slug = re.sub(r"[^a-z0-9]+", "-", _ascii(stem).lower()).strip("-")[:40] or "video"
+    digest = hashlib.sha256(url.strip().encode()).hexdigest()[:10]
+    return f"{video_prefix}{URL_FOLDER}/{slug}-{digest}{ext}"

@@ -22,6 +22,8 @@ REGISTRY_TAG = {PIPELINE_TAG_KEY: "talent_registry"}
 def video_run_tags(key: str, video_id: str) -> dict[str, str]:
     """The tags of a run that processes the object ``key`` as partition ``video_id``."""
     return {SOURCE_KEY_TAG: key, VIDEO_TAG: video_id}
+
+
 #: A run's own webhook (the API's per-request ``webhook_url``), called instead of
 #: ``TALENT_WEBHOOK_URL`` when the run finishes.
 WEBHOOK_URL_TAG = "talent/webhook_url"

@@ -38,6 +38,7 @@ class ObjectStore(Protocol):
     def download(self, key: str, dest: Path) -> None: ...
     def get_bytes(self, key: str) -> bytes: ...
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
+    def put_file(self, key: str, source: Path, content_type: str) -> None: ...
     def put_bytes_if(
         self, key: str, data: bytes, content_type: str, *, etag: str | None
     ) -> str: ...
@@ -94,6 +95,13 @@ class S3ObjectStore:
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         check_key(key)
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def put_file(self, key: str, source: Path, content_type: str) -> None:
+        """Upload a file, in parts when large, without reading it into memory."""
+        check_key(key)
+        self.client.upload_file(
+            str(source), self.bucket, key, ExtraArgs={"ContentType": content_type}
+        )
 
     def put_bytes_if(self, key: str, data: bytes, content_type: str, *, etag: str | None) -> str:
         """Write only if the object still has ``etag`` (None: only if it does not exist);
@@ -196,6 +204,19 @@ class LocalObjectStore:
         # their replace.
         with self._write_lock():
             self._write(key, data)
+
+    def put_file(self, key: str, source: Path, content_type: str) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            with self._write_lock():
+                os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     @contextmanager
     def _write_lock(self) -> Iterator[None]:

@@ -24,6 +24,7 @@ from talent_assets.core.url_policy import (
     UrlRefusedError,
     UrlTarget,
     check_addresses,
+    display_url,
     split_url,
 )
 
@@ -112,10 +113,10 @@ def open_url(
             response = connection.getresponse()
         except TimeoutError:
             connection.close()
-            raise UrlFetchError(f"{_short(url)}: timed out") from None
+            raise UrlFetchError(f"{display_url(url)}: timed out") from None
         except (OSError, http.client.HTTPException) as error:
             connection.close()
-            raise UrlFetchError(f"{_short(url)}: {error.__class__.__name__}: {error}") from None
+            raise UrlFetchError(f"{display_url(url)}: {type(error).__name__}: {error}") from None
         location = response.getheader("Location")
         if response.status in REDIRECTS and location:
             response.close()
@@ -127,9 +128,9 @@ def open_url(
         if response.status >= 400:
             response.close()
             connection.close()
-            raise UrlFetchError(f"{_short(url)}: HTTP {response.status} {response.reason}")
+            raise UrlFetchError(f"{display_url(url)}: HTTP {response.status} {response.reason}")
         return url, response
-    raise UrlFetchError(f"{_short(url)}: more than {limits.max_redirects} redirects")
+    raise UrlFetchError(f"{display_url(url)}: more than {limits.max_redirects} redirects")
 
 
 def download(url: str, destination: Path, allow: UrlAllowList, limits: FetchLimits) -> Downloaded:
@@ -139,7 +140,7 @@ def download(url: str, destination: Path, allow: UrlAllowList, limits: FetchLimi
     size = 0
     try:
         declared = response.getheader("Content-Length")
-        too_large = f"{_short(url)}: larger than {_megabytes(limits.max_bytes)}"
+        too_large = f"{display_url(url)}: larger than {_megabytes(limits.max_bytes)}"
         if declared and declared.isdigit() and int(declared) > limits.max_bytes:
             raise UrlFetchError(too_large)
         with destination.open("wb") as out:
@@ -151,7 +152,7 @@ def download(url: str, destination: Path, allow: UrlAllowList, limits: FetchLimi
                 out.write(chunk)
     except TimeoutError:
         destination.unlink(missing_ok=True)
-        raise UrlFetchError(f"{_short(url)}: timed out") from None
+        raise UrlFetchError(f"{display_url(url)}: timed out") from None
     except BaseException:
         destination.unlink(missing_ok=True)
         raise
@@ -166,11 +167,11 @@ def read_text(url: str, allow: UrlAllowList, limits: FetchLimits) -> tuple[str, 
     try:
         data = response.read(limits.max_bytes + 1)
     except TimeoutError:
-        raise UrlFetchError(f"{_short(url)}: timed out") from None
+        raise UrlFetchError(f"{display_url(url)}: timed out") from None
     finally:
         response.close()
     if len(data) > limits.max_bytes:
-        raise UrlFetchError(f"{_short(url)}: larger than {_megabytes(limits.max_bytes)}")
+        raise UrlFetchError(f"{display_url(url)}: larger than {_megabytes(limits.max_bytes)}")
     return final_url, data.decode("utf-8", errors="replace")
 
 
@@ -187,9 +188,9 @@ def post(
         response.read(64 << 10)
         return response.status
     except TimeoutError:
-        raise UrlFetchError(f"{_short(url)}: timed out after {timeout_s:g} s") from None
+        raise UrlFetchError(f"{display_url(url)}: timed out after {timeout_s:g} s") from None
     except (OSError, http.client.HTTPException) as error:
-        raise UrlFetchError(f"{_short(url)}: {error.__class__.__name__}: {error}") from None
+        raise UrlFetchError(f"{display_url(url)}: {error.__class__.__name__}: {error}") from None
     finally:
         connection.close()
 
@@ -197,13 +198,8 @@ def post(
 def _remaining(deadline: float, limits: FetchLimits, url: str) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise UrlFetchError(f"{_short(url)}: timed out after {limits.timeout_s:g} s")
+        raise UrlFetchError(f"{display_url(url)}: timed out after {limits.timeout_s:g} s")
     return min(left, limits.socket_timeout_s)
-
-
-def _short(url: str) -> str:
-    """The URL without its query (signed URLs carry credentials there), at most 200 chars."""
-    return url.split("?", 1)[0][:200]
 
 
 def _megabytes(count: int) -> str:

@@ -20,7 +20,7 @@ from talent_assets.core.video_id import is_video_key, video_id_for
 from talent_assets.defs.failures import input_failure
 from talent_assets.defs.partitions import videos_partitions
 from talent_assets.defs.resources import TalentStorage
-from talent_assets.defs.tags import SOURCE_KEY_TAG
+from talent_assets.defs.tags import SOURCE_KEY_TAG, SOURCE_URL_TAG
 
 
 def resolve_source_key(
@@ -118,8 +118,16 @@ def raw_video(context: AssetExecutionContext, storage: TalentStorage) -> Materia
             "download_s": round(download_s, 3),
             "probe_s": round(probe_s, 3),
             "wall_s": round(time.perf_counter() - started, 3),
+            **_source_url(context),
         }
     )
+
+
+def _source_url(context: AssetExecutionContext) -> dict[str, MetadataValue]:
+    """The URL a fetched video came from (its query string already removed: it may carry
+    credentials), as metadata; nothing for a video uploaded to the bucket."""
+    url = context.run.tags.get(SOURCE_URL_TAG)
+    return {"source_url": MetadataValue.url(url)} if url else {}
 
 
 def recorded_video(storage: TalentStorage, video_id: str) -> dict:
