@@ -26,6 +26,7 @@ sends nothing: its retry is a run of its own and reports the final outcome.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,7 @@ from dagster import (
 )
 
 from talent_assets.core.manifest import manifest_key
+from talent_assets.core.objects import ObjectNotFoundError
 from talent_assets.core.url_policy import UrlAllowList
 from talent_assets.core.webhooks import (
     DEFAULT_POLICY,
@@ -239,9 +241,10 @@ def _published(
         if key:
             where = manifest_key(storage.output_prefix, key, storage.video_prefix)
             store = storage.output_store()
-            manifest = json.loads(store.get_bytes(where))
-            if isinstance(manifest, dict) and manifest.get("video_id") == video_id:
-                return int(manifest["people_found"]), store.location(where)
+            with contextlib.suppress(ObjectNotFoundError):
+                manifest = json.loads(store.get_bytes(where))
+                if isinstance(manifest, dict) and manifest.get("video_id") == video_id:
+                    return int(manifest["people_found"]), store.location(where)
         table = storage.tables().read("selected_frames", video_id) if video_id else None
         return (table.num_rows if table is not None else None), None
     except Exception as error:  # the event still goes out, without the count
