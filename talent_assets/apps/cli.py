@@ -31,29 +31,16 @@ def process_video(
 
     Returns the manifest; raises :class:`CliError` with the run's one-line reason on failure.
     """
-    from talent_assets.apps.runner import process_partition
     from talent_assets.core.manifest import manifest_key
-    from talent_assets.core.video_id import video_id_for
     from talent_assets.defs.instance import current_instance
-    from talent_assets.defs.resources import build_resources
     from talent_assets.infra.s3 import bucket_store
     from talent_assets.infra.storage import LocalObjectStore
 
     settings = _settings_for(source, sample_fps)
+    instance = instance or current_instance(keep_history=False)
     # A video fetched from a URL for a local run (--out) lives here until the run is over.
     with tempfile.TemporaryDirectory(prefix="talent-url-") as workdir:
-        key, local_root, tags = _source_key(source, settings, out is None, Path(workdir))
-        resources = build_resources(settings)
-        storage = _storage_for(resources["storage"], out, local_root)
-        input_bucket = "local" if storage.local_input_dir else settings.bucket
-        video_id = video_id_for(input_bucket, key, storage.video_prefix)
-        outcome = process_partition(
-            video_id,
-            key,
-            resources={"storage": storage, "detector": resources["detector"]},
-            instance=instance or current_instance(keep_history=False),
-            tags=tags,
-        )
+        key, storage, outcome = _run_source(source, settings, out, instance, Path(workdir))
     if not outcome.success:
         raise CliError(outcome.message)
     if outcome.registry_message:
@@ -63,6 +50,34 @@ def process_video(
     return json.loads(
         outputs.get_bytes(manifest_key(storage.output_prefix, key, storage.video_prefix))
     )
+
+
+def _run_source(
+    source: str, settings: Any, out: Path | None, instance: Any, workdir: Path
+) -> tuple[str, Any, Any]:
+    """(object key, storage resource, run outcome) of processing ``source``."""
+    from talent_assets.apps.runner import process_partition, process_url
+    from talent_assets.core.video_id import video_id_for
+    from talent_assets.defs.resources import build_resources
+
+    resources = build_resources(settings)
+    detector = resources["detector"]
+    if is_url(source) and out is None:
+        storage = resources["storage"]
+        key, outcome = process_url(
+            source, settings=settings, resources={"storage": storage, "detector": detector},
+            instance=instance,
+        )  # fmt: skip
+        return key, storage, outcome
+    key, local_root, tags = _source_key(source, settings, out is None, workdir)
+    storage = _storage_for(resources["storage"], out, local_root)
+    input_bucket = "local" if storage.local_input_dir else settings.bucket
+    video_id = video_id_for(input_bucket, key, storage.video_prefix)
+    outcome = process_partition(
+        video_id, key, resources={"storage": storage, "detector": detector}, instance=instance,
+        tags=tags,
+    )  # fmt: skip
+    return key, storage, outcome
 
 
 def _settings_for(source: str, sample_fps: float | None) -> Any:
@@ -91,12 +106,11 @@ def _source_key(
     source: str, settings: Any, uploads: bool, workdir: Path
 ) -> tuple[str, Path | None, dict[str, str]]:
     """(object key, local folder holding it or None, extra run tags). Without ``--out`` a
-    local file or a fetched URL is first put in the bucket's video prefix, like any other
-    video."""
+    local file is first put in the bucket's video prefix, like any other video."""
     from talent_assets.infra.s3 import bucket_store
 
     if is_url(source):
-        return _url_source(source, settings, uploads, workdir)
+        return _url_source(source, settings, workdir)
     if source.startswith("s3://"):
         return _parse_s3(source)[1], None, {}
     path = Path(source).expanduser()
@@ -110,22 +124,17 @@ def _source_key(
     return key, None, {}
 
 
-def _url_source(
-    url: str, settings: Any, uploads: bool, workdir: Path
-) -> tuple[str, Path | None, dict[str, str]]:
-    """Fetch ``url`` (SSRF-guarded, within the TALENT_URL_* limits) into the bucket, or into
-    ``workdir/url/`` for a local run; the partition and outputs follow the URL key."""
+def _url_source(url: str, settings: Any, workdir: Path) -> tuple[str, Path, dict[str, str]]:
+    """Fetch ``url`` (SSRF-guarded, within the TALENT_URL_* limits) into ``workdir/url/`` for
+    a local run (``--out``); the partition and outputs follow the URL key."""
     from talent_assets.core.hls import PlaylistError
     from talent_assets.core.url_policy import UrlRefusedError, display_url
     from talent_assets.defs.tags import SOURCE_URL_TAG
-    from talent_assets.infra.s3 import bucket_store
     from talent_assets.infra.url_fetch import UrlFetchError
-    from talent_assets.infra.url_video import VideoFetchError, fetch_url_video, ingest_url_video
+    from talent_assets.infra.url_video import VideoFetchError, fetch_url_video
 
     tags = {SOURCE_URL_TAG: display_url(url)}
     try:
-        if uploads:
-            return ingest_url_video(url, settings, bucket_store(settings)).key, None, tags
         video = fetch_url_video(url, settings, workdir)
     except (UrlRefusedError, UrlFetchError, PlaylistError, VideoFetchError) as error:
         raise CliError(str(error)) from None

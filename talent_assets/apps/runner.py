@@ -1,5 +1,5 @@
 """Run the four assets for one video in-process, then the talent registry: the CLI's and
-the API's way in."""
+the API's way in (a video URL is first fetched into the bucket)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,27 @@ from typing import Any
 
 from dagster import DagsterInstance, Definitions
 
+from talent_assets.core.hls import PlaylistError
+from talent_assets.core.url_policy import UrlRefusedError, display_url
+from talent_assets.core.video_id import url_video_key, video_id_for
 from talent_assets.defs.assets import ALL_ASSETS, talent_registry
 from talent_assets.defs.failures import ERROR_KIND_KEY
 from talent_assets.defs.jobs import process_video_job, update_talent_registry_job
 from talent_assets.defs.partitions import videos_partitions
-from talent_assets.defs.tags import REGISTRY_TAG, video_run_tags
+from talent_assets.defs.tags import PARTITION_TAG, REGISTRY_TAG, SOURCE_URL_TAG, video_run_tags
+from talent_assets.infra.s3 import bucket_store
+from talent_assets.infra.settings import Settings
+from talent_assets.infra.url_fetch import UrlFetchError
+from talent_assets.infra.url_video import VideoFetchError, ingest_url_video
+
+#: What fetching a video URL can fail with, and the error kind each is (failures.py).
+FETCH_ERRORS = (UrlRefusedError, UrlFetchError, PlaylistError, VideoFetchError)
+FETCH_ERROR_KINDS: dict[type, str] = {
+    UrlRefusedError: "bad_request",
+    PlaylistError: "invalid_video",
+    VideoFetchError: "invalid_video",
+    UrlFetchError: "unreachable_source",
+}
 
 # Keep Dagster's own console logging quiet: the CLI owns stdout and stderr.
 _QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -103,6 +119,64 @@ def process_partition(
     return RunOutcome(True, result.run_id, registry_message=registry.message)
 
 
+def process_url(
+    url: str,
+    *,
+    settings: Settings,
+    resources: dict[str, Any],
+    instance: DagsterInstance,
+    quiet: bool = True,
+    run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> tuple[str, RunOutcome]:
+    """Fetch ``url`` into the bucket (``infra/url_video.py``), then run it like an upload.
+
+    Returns (object key, outcome). A fetch that fails (refused, unreachable, not a video)
+    is recorded as a failed run of the video's partition with its one-line reason, so the
+    UI, ``GET /videos/{id}`` and the completion webhooks see it like any other failure.
+    """
+    key = url_video_key(url, settings.video_prefix)
+    video_id = video_id_for(settings.bucket, key, settings.video_prefix)
+    run_tags = {**(tags or {}), SOURCE_URL_TAG: display_url(url)}
+    try:
+        ingest_url_video(url, settings, bucket_store(settings))
+    except FETCH_ERRORS as error:
+        kind = FETCH_ERROR_KINDS.get(type(error), "unreachable_source")
+        failed = record_failed_run(
+            video_id, key, str(error), resources=resources, instance=instance, run_id=run_id,
+            tags=run_tags,
+        )  # fmt: skip
+        return key, RunOutcome(False, failed, str(error), kind)
+    outcome = process_partition(
+        video_id, key, resources=resources, instance=instance, quiet=quiet, run_id=run_id,
+        tags=run_tags,
+    )  # fmt: skip
+    return key, outcome
+
+
+def record_failed_run(
+    video_id: str,
+    key: str,
+    message: str,
+    *,
+    resources: dict[str, Any],
+    instance: DagsterInstance,
+    run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """A failed ``process_video`` run for ``video_id`` that never started, with ``message``
+    as its reason (a source that could not be fetched); returns its run id."""
+    instance.add_dynamic_partitions(videos_partitions.name, [video_id])
+    job = _definitions(resources).resolve_job_def(process_video_job.name)
+    run = instance.create_run_for_job(
+        job_def=job,
+        run_id=run_id,
+        tags={**(tags or {}), **video_run_tags(key, video_id), PARTITION_TAG: video_id},
+    )
+    instance.report_run_failed(run, message)
+    return run.run_id
+
+
 def update_registry_in_process(
     resources: dict[str, Any], *, instance: DagsterInstance, quiet: bool = True
 ) -> RunOutcome:
@@ -120,14 +194,18 @@ def update_registry_in_process(
     return RunOutcome(False, result.run_id, message, kind)
 
 
+def _definitions(resources: dict[str, Any]) -> Definitions:
+    return Definitions(
+        assets=[*ALL_ASSETS, talent_registry],
+        jobs=[process_video_job, update_talent_registry_job],
+        resources=resources,
+    )
+
+
 def _execute(resources: dict[str, Any], job_name: str, **kwargs: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        job = Definitions(
-            assets=[*ALL_ASSETS, talent_registry],
-            jobs=[process_video_job, update_talent_registry_job],
-            resources=resources,
-        ).resolve_job_def(job_name)
+        job = _definitions(resources).resolve_job_def(job_name)
         return job.execute_in_process(raise_on_error=False, **kwargs)
 
 

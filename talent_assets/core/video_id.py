@@ -69,18 +69,19 @@ def is_video_key(key: str) -> bool:
 URL_FOLDER = "url"
 
 
-def url_video_key(url: str, video_prefix: str = "videos/", *, hls: bool = False) -> str:
+def url_video_key(url: str, video_prefix: str = "videos/") -> str:
     """Where a video fetched from ``url`` is kept: ``<prefix>url/<slug>-<hash>.<ext>``.
 
     The same URL always gives the same key (so the same partition, ``processed/url/<id>/``),
     a different one never does: the hash covers the whole URL. The query string is hashed
-    but never shown (signed URLs carry credentials there). HLS is remuxed into Matroska;
-    a plain file keeps its extension when it has a video one (else ``.mp4``: the file is
-    probed by content, not name).
+    but never shown (signed URLs carry credentials there). Known from the URL alone, so an
+    API call can name the partition before anything is fetched: a ``.m3u8`` playlist
+    becomes ``.mkv`` (HLS is remuxed into Matroska), a file keeps its video extension, and
+    anything else gets ``.mp4`` (videos are probed by content, not by name).
     """
     path = PurePosixPath(unquote(urlsplit(url).path))
     suffix = path.suffix.lower()
-    ext = ".mkv" if hls else (suffix if suffix in VIDEO_EXTENSIONS else ".mp4")
+    ext = ".mkv" if suffix == ".m3u8" else (suffix if suffix in VIDEO_EXTENSIONS else ".mp4")
     stem = path.stem if path.name else "video"
     slug = re.sub(r"[^a-z0-9]+", "-", _ascii(stem).lower()).strip("-")[:40] or "video"
     digest = hashlib.sha256(url.strip().encode()).hexdigest()[:10]

@@ -10,7 +10,10 @@ from typing import Literal
 
 from dagster import Failure
 
-ErrorKind = Literal["missing_object", "invalid_video", "bad_request", "out_of_date"]
+# "unreachable_source": a video URL that could not be fetched (HTTP error, timeout, size).
+ErrorKind = Literal[
+    "missing_object", "invalid_video", "bad_request", "out_of_date", "unreachable_source"
+]
 ERROR_KIND_KEY = "error_kind"
 
 

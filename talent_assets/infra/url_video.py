@@ -104,7 +104,7 @@ def _fetch_into(url: str, settings: Settings, scratch: Path) -> FetchedVideo:
         _check_duration(playlist.duration_s, settings.url_max_duration_s)
         path = _join_segments(playlist, allow, limits, deadline, scratch)
         return FetchedVideo(
-            path, url_video_key(url, settings.video_prefix, hls=True), url,
+            path, url_video_key(url, settings.video_prefix), url,
             path.stat().st_size, True, playlist.duration_s,
         )  # fmt: skip
     if content_type in NOT_VIDEO_TYPES:

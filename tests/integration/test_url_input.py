@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from talent_assets.core.video_id import url_video_key, video_id_for
 from talent_assets.infra.settings import Settings
 from talent_assets.infra.url_fetch import UrlFetchError
 from talent_assets.infra.url_video import VideoFetchError, fetch_url_video
-from tests.support.http_media import make_hls, media_server, noise_video, write_master_playlist
+from tests.support.http_media import build_site, media_server
 from tests.support.pipeline import store_for
 
 TALENT = [sys.executable, "-m", "talent_assets.apps.cli"]
@@ -31,19 +30,7 @@ TALENT = [sys.executable, "-m", "talent_assets.apps.cli"]
 @pytest.fixture(scope="module")
 def site(three_person, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The media server: /video.mp4, /hls/master.m3u8 (two renditions), /live.m3u8, ..."""
-    root = tmp_path_factory.mktemp("site")
-    shutil.copyfile(three_person[0], root / "video.mp4")
-    make_hls(three_person[0], root / "hls" / "high", width=1280, height=720)
-    make_hls(three_person[0], root / "hls" / "low", width=320, height=180)
-    write_master_playlist(
-        root / "hls",
-        [("low/index.m3u8", 300_000, "320x180"), ("high/index.m3u8", 2_500_000, "1280x720")],
-    )
-    live = (root / "hls" / "high" / "index.m3u8").read_text().replace("#EXT-X-ENDLIST", "")
-    (root / "live.m3u8").write_text(live)
-    (root / "page.html").write_text("<html><body>not a video</body></html>")
-    (root / "fake.mp4").write_bytes(os.urandom(4096))
-    noise_video(root / "long.mp4", seconds=3.0)
+    root = build_site(tmp_path_factory.mktemp("site"), three_person[0])
     with media_server(root) as base:
         yield base
 

@@ -4,6 +4,8 @@ fetch must survive (404, HTML, redirects, a server that never answers, endless b
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -72,6 +74,25 @@ def noise_video(path: Path, seconds: float = 1.0) -> Path:
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def build_site(root: Path, video: Path) -> Path:
+    """The files the media server serves: ``/video.mp4`` (``video``), ``/hls/master.m3u8``
+    (two renditions of it, 320x180 and 1280x720), ``/live.m3u8`` (its high rendition without
+    an end), ``/page.html``, ``/fake.mp4`` (random bytes), ``/long.mp4`` (3 s of noise)."""
+    shutil.copyfile(video, root / "video.mp4")
+    make_hls(video, root / "hls" / "high", width=1280, height=720)
+    make_hls(video, root / "hls" / "low", width=320, height=180)
+    write_master_playlist(
+        root / "hls",
+        [("low/index.m3u8", 300_000, "320x180"), ("high/index.m3u8", 2_500_000, "1280x720")],
+    )
+    live = (root / "hls" / "high" / "index.m3u8").read_text().replace("#EXT-X-ENDLIST", "")
+    (root / "live.m3u8").write_text(live)
+    (root / "page.html").write_text("<html><body>not a video</body></html>")
+    (root / "fake.mp4").write_bytes(os.urandom(4096))
+    noise_video(root / "long.mp4", seconds=3.0)
+    return root
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -68,11 +68,11 @@ def test_playlists_that_are_not_one_finished_video_are_refused(text: str, messag
 
 
 def test_url_keys_are_stable_distinct_and_hide_the_query() -> None:
-    key = url_video_key(BASE, "videos/", hls=True)
-    assert key == url_video_key(BASE, "videos/", hls=True)
+    key = url_video_key(BASE, "videos/")
+    assert key == url_video_key(BASE, "videos/")
     assert key.startswith("videos/url/master-") and key.endswith(".mkv")
     assert "token" not in key and "abc" not in key
-    assert url_video_key(BASE.replace("abc", "abd"), "videos/", hls=True) != key
+    assert url_video_key(BASE.replace("abc", "abd"), "videos/") != key
     assert url_video_key("https://x.org/a/Talk%20One.MOV").startswith("videos/url/talk-one-")
     assert url_video_key("https://x.org/a/Talk%20One.MOV").endswith(".mov")
     assert url_video_key("https://x.org/watch?v=1").startswith("videos/url/watch-")

@@ -17,7 +17,12 @@ log = logging.getLogger(__name__)
 
 # HTTP status for a failed run, by the failure's error kind (talent_assets/defs/failures.py).
 # Anything else ("out_of_date", "internal") is our fault, not the caller's: 500.
-STATUS_BY_ERROR_KIND = {"missing_object": 404, "invalid_video": 422, "bad_request": 400}
+STATUS_BY_ERROR_KIND = {
+    "missing_object": 404,
+    "invalid_video": 422,
+    "bad_request": 400,
+    "unreachable_source": 502,  # the video URL's server failed us: a bad gateway
+}
 
 
 class ApiError(Exception):

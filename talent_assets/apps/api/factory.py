@@ -32,8 +32,10 @@ from talent_assets.apps.api.runs import RunQueue, Submission
 from talent_assets.apps.api.status import VideoReader
 from talent_assets.apps.api.talents import add_talent_routes
 from talent_assets.core.objects import UnsafeKeyError, check_key
-from talent_assets.core.video_id import is_video_key, video_id_for
+from talent_assets.core.url_policy import UrlRefusedError, split_url
+from talent_assets.core.video_id import is_video_key, url_video_key, video_id_for
 from talent_assets.defs.instance import current_instance
+from talent_assets.defs.tags import WEBHOOK_URL_TAG
 from talent_assets.infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -122,27 +124,57 @@ def _add_process_route(
 ) -> None:
     @app.post("/process", responses={202: {"description": "accepted (`wait: false`)"}})
     async def process(body: ProcessRequest) -> JSONResponse:
-        """Process ``s3://bucket/key``; the manifest, or 202 and a run id with ``wait: false``."""
-        _check_process_request(body, settings)
-        # Found before a run is queued, so a typo is a quick 404 rather than a failed run.
-        await run_in_threadpool(videos.head, body.key)
-        video_id = video_id_for(settings.bucket, body.key, settings.video_prefix)
-        submission = queue.submit(video_id, body.key)
+        """Process ``s3://bucket/key`` or a video URL; the manifest, or 202 and a run id with
+        ``wait: false``."""
+        tags = _webhook_tags(body.webhook_url)
+        if body.url is not None:
+            _check_url(body.url)
+            key = url_video_key(body.url, settings.video_prefix)
+            video_id = video_id_for(settings.bucket, key, settings.video_prefix)
+            submission = queue.submit(video_id, key, url=body.url, tags=tags)
+        else:
+            key = _check_process_request(body, settings)
+            # Found before a run is queued, so a typo is a quick 404 rather than a failed run.
+            await run_in_threadpool(videos.head, key)
+            video_id = video_id_for(settings.bucket, key, settings.video_prefix)
+            submission = queue.submit(video_id, key, tags=tags)
         if not body.wait:
             return _accepted(submission)
         return await _manifest_when_done(submission, videos)
 
 
-def _check_process_request(body: ProcessRequest, settings: Settings) -> None:
-    """Refuse what no run could process: another bucket, an unsafe key, a non-video name."""
+def _check_process_request(body: ProcessRequest, settings: Settings) -> str:
+    """The key, once nothing rules it out: another bucket, an unsafe key, a non-video name."""
+    key = str(body.key)
     if body.bucket != settings.bucket:
         raise ApiError(403, f"bucket {body.bucket!r} is not served here")
     try:
-        check_key(body.key)
+        check_key(key)
     except UnsafeKeyError as err:
         raise ApiError(400, str(err)) from None
-    if not is_video_key(body.key):
-        raise ApiError(422, f"not a video file name: {body.key!r}")
+    if not is_video_key(key):
+        raise ApiError(422, f"not a video file name: {key!r}")
+    return key
+
+
+def _check_url(url: str) -> None:
+    """A 400 for what is refused before any lookup (scheme, credentials); the addresses are
+    checked when the run fetches it (a refusal then fails the run with a 400)."""
+    try:
+        split_url(url)
+    except UrlRefusedError as err:
+        raise ApiError(400, str(err)) from None
+
+
+def _webhook_tags(webhook_url: str | None) -> dict[str, str]:
+    """The run tag that makes the completion webhook call ``webhook_url`` for this run."""
+    if webhook_url is None:
+        return {}
+    try:
+        split_url(webhook_url)
+    except UrlRefusedError as err:
+        raise ApiError(400, f"webhook_url: {err}") from None
+    return {WEBHOOK_URL_TAG: webhook_url}
 
 
 def _accepted(submission: Submission) -> JSONResponse:

@@ -15,13 +15,13 @@ import threading
 import uuid
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 
 from talent_assets.apps.api.errors import one_line
-from talent_assets.apps.runner import RunOutcome, process_partition
+from talent_assets.apps.runner import RunOutcome, process_partition, process_url
 from talent_assets.defs.resources import build_resources
 from talent_assets.infra.settings import Settings
 
@@ -38,14 +38,30 @@ class Submission:
     future: Future[RunOutcome]
 
 
-def run_in_worker(
-    settings: Settings, instance_ref: InstanceRef, video_id: str, key: str, run_id: str
-) -> RunOutcome:
+@dataclass(frozen=True)
+class RunRequest:
+    """What a worker process needs to run one video."""
+
+    video_id: str
+    key: str
+    run_id: str
+    url: str | None = None  # fetched into the bucket at ``key`` first
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def run_in_worker(settings: Settings, instance_ref: InstanceRef, request: RunRequest) -> RunOutcome:
     """Run one video in a worker process, recording it in the API's instance."""
+    resources = build_resources(settings)
     with DagsterInstance.from_ref(instance_ref) as instance:
+        if request.url is not None:
+            return process_url(
+                request.url, settings=settings, resources=resources, instance=instance,
+                run_id=request.run_id, tags=request.tags,
+            )[1]  # fmt: skip
         return process_partition(
-            video_id, key, resources=build_resources(settings), instance=instance, run_id=run_id
-        )
+            request.video_id, request.key, resources=resources, instance=instance,
+            run_id=request.run_id, tags=request.tags,
+        )  # fmt: skip
 
 
 class RunQueue:
@@ -71,11 +87,20 @@ class RunQueue:
         self._video_locks: dict[str, threading.Lock] = {}
         self._latest: dict[str, Submission] = {}
 
-    def submit(self, video_id: str, key: str) -> Submission:
-        """Queue a run of ``video_id`` (the object ``key``); returns at once with its run id."""
+    def submit(
+        self,
+        video_id: str,
+        key: str,
+        *,
+        url: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> Submission:
+        """Queue a run of ``video_id`` (the object ``key``, fetched first from ``url`` when
+        given; ``tags`` added to the run's); returns at once with its run id."""
         # The id is chosen here, not by Dagster, so a 202 can name the run before it starts.
         run_id = str(uuid.uuid4())
-        future = self._slots.submit(self._run, video_id, key, run_id)
+        request = RunRequest(video_id, key, run_id, url, dict(tags or {}))
+        future = self._slots.submit(self._run, request)
         submission = Submission(video_id, key, run_id, future)
         with self._lock:
             self._latest[video_id] = submission
@@ -99,22 +124,23 @@ class RunQueue:
             max_workers=self._max_concurrent, mp_context=multiprocessing.get_context("spawn")
         )
 
-    def _run(self, video_id: str, key: str, run_id: str) -> RunOutcome:
+    def _run(self, request: RunRequest) -> RunOutcome:
         with self._lock:
-            video_lock = self._video_locks.setdefault(video_id, threading.Lock())
+            video_lock = self._video_locks.setdefault(request.video_id, threading.Lock())
         with video_lock:
-            outcome = self._run_in_worker(video_id, key, run_id)
+            outcome = self._run_in_worker(request)
         if not outcome.success:
-            log.warning("run %s for video %s failed: %s", run_id, video_id, outcome.message)
+            log.warning(
+                "run %s for video %s failed: %s", request.run_id, request.video_id, outcome.message
+            )
         return outcome
 
-    def _run_in_worker(self, video_id: str, key: str, run_id: str) -> RunOutcome:
+    def _run_in_worker(self, request: RunRequest) -> RunOutcome:
+        run_id, video_id = request.run_id, request.video_id
         with self._lock:
             workers = self._workers
         try:
-            future = workers.submit(
-                run_in_worker, self.settings, self._instance_ref, video_id, key, run_id
-            )
+            future = workers.submit(run_in_worker, self.settings, self._instance_ref, request)
             return future.result()
         except BrokenProcessPool:
             # A worker died (killed, out of memory): every run in that pool is lost with it.
