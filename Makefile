@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null)
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: setup demo test test-fast lint format clean eval registry-eval bench
+.PHONY: setup demo test test-fast lint format clean eval registry-eval bench bench-load
 
 setup: $(STAMP)
 
@@ -42,6 +42,12 @@ registry-eval: setup
 
 bench: setup
 	$(VENV)/bin/python -m benchmarks.bench
+
+# 30 videos through the production topology (PostgreSQL, code server, webserver, daemon as
+# separate processes): videos per minute and the largest queue wait (docs/performance.md).
+bench-load: setup
+	@scripts/ensure-postgres
+	$(VENV)/bin/python -m benchmarks.load --videos 30 --max-concurrent 2
 
 lint: setup
 	$(VENV)/bin/ruff check .
