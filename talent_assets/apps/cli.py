@@ -178,13 +178,11 @@ def _cmd_process(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from talent_assets.apps.demo import run_demo
 
-    return run_demo()
+    return run_demo(out=args.out, keep=args.keep)
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    import signal
-    import time
-
+    from talent_assets.apps.foreground import wait_until_interrupted
     from talent_assets.devstack.stack import LocalStack
 
     stack = LocalStack(
@@ -195,16 +193,6 @@ def _cmd_up(args: argparse.Namespace) -> int:
     )
     print(f"Starting SeaweedFS and Dagster (data in {stack.root}) ...", flush=True)
     info = stack.start()
-    stopping = False
-
-    def request_stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    # Handle both explicitly: a shell that starts us in the background ignores SIGINT, and
-    # Ctrl-C must still stop the stack cleanly rather than leave servers behind.
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     try:
         print(f"Dagster UI:  {info.ui_url}")
         if info.postgres_url:
@@ -218,12 +206,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
             f"{info.video_prefix}; the sensor picks it up within seconds)"
         )
         print("Ctrl-C stops everything.", flush=True)
-        while not stopping:
-            if stack.dagster is None or stack.dagster.poll() is not None:
-                raise CliError("dagster dev exited; see .talent/logs/dagster.log")
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        wait_until_interrupted(stack)
     finally:
         print("Stopping ...", flush=True)
         stack.stop()
@@ -305,6 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="end to end on the embedded default: local S3, Dagster, sample videos"
     )
+    demo.add_argument(
+        "--out", type=Path, default=Path("talent-demo"),
+        help="where the frames, contact sheets, manifests and tables are copied "
+        "(default ./talent-demo)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--keep", action="store_true",
+        help="keep the stack running afterwards (to browse the runs in the UI) until Ctrl-C",
+    )  # fmt: skip
     demo.set_defaults(func=_cmd_demo)
     up = commands.add_parser(
         "up", help="the local stack: S3 server, Dagster webserver + daemon, sensor on"

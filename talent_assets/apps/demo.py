@@ -2,7 +2,9 @@
 
 Starts the local stack (SeaweedFS on loopback, Dagster webserver + daemon with the S3 sensor
 on) in a temporary folder, uploads two real sample videos, waits for the runs the sensor
-starts, prints who was found where, shuts everything down, and exits 0 (1 if a run failed).
+starts, prints who was found where, copies the outputs (frames, contact sheets, manifests,
+the Parquet tables) to a local folder that outlives the stack, shuts everything down (after
+Ctrl-C with ``--keep``), and exits 0 (1 if a run failed).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ if TYPE_CHECKING:
 DEMO_VIDEOS = ("WolfgangLanger_Pexels.mp4", "noface_face.mov")
 
 
-def run_demo() -> int:
-    """Run the demo; returns the process exit code."""
+def run_demo(out: Path = Path("talent-demo"), keep: bool = False) -> int:
+    """Run the demo, its outputs copied to ``out``; with ``keep``, the stack stays up until
+    Ctrl-C. Returns the process exit code."""
+    from talent_assets.apps.foreground import wait_until_interrupted
     from talent_assets.devstack.stack import LocalStack
     from talent_assets.infra.settings import Settings
 
@@ -39,9 +43,38 @@ def run_demo() -> int:
             keys = _upload(settings, videos)
             print("Waiting for the S3 sensor's runs...", flush=True)
             failures = _report_runs(settings, stack.dagster_home, keys)
-            print(f"\nWarehouse: s3://{settings.bucket}/warehouse/ (4 Parquet tables)")
+            print(f"\nWarehouse: s3://{settings.bucket}/warehouse/ (the Parquet tables)")
+            copied = copy_outputs(settings, out)
+            print(f"Outputs copied to {copied}/ (frames, contact sheets, manifests, tables)")
+            if keep:
+                print(f"The stack keeps running for the UI at {stack.info.ui_url}; "
+                      "Ctrl-C stops it.", flush=True)  # fmt: skip
+                wait_until_interrupted(stack)
             print("Shutting down.", flush=True)
     return 1 if failures else 0
+
+
+def copy_outputs(settings: Settings, out: Path) -> Path:
+    """Copy everything the pipeline wrote (the output prefix and the warehouse) from the
+    bucket to ``out``, keeping the keys as paths; returns ``out`` resolved.
+
+    Earlier copies of the same folders are replaced, so nothing stale from another run is
+    left beside the new files.
+    """
+    import shutil
+
+    from talent_assets.infra.s3 import bucket_store
+
+    store = bucket_store(settings)
+    out = out.resolve()
+    warehouse = settings.warehouse.removeprefix(f"s3://{settings.bucket}/").rstrip("/") + "/"
+    for prefix in (settings.output_prefix, warehouse):
+        shutil.rmtree(out / prefix, ignore_errors=True)
+        for info in store.list(prefix):
+            target = out / info.key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            store.download(info.key, target)
+    return out
 
 
 def _upload(settings: Settings, videos: list[Path]) -> list[str]:

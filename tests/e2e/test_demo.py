@@ -9,10 +9,14 @@ honour the proxy variables, as requests, urllib, boto3 and httpx do).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,7 +26,7 @@ from talent_assets.apps.demo import DEMO_VIDEOS
 pytestmark = pytest.mark.slow
 
 
-def test_talent_demo_prints_the_people_and_exits_0(tmp_path: Path) -> None:
+def test_talent_demo_prints_the_people_copies_the_outputs_and_exits_0(tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     # A clean environment, as on a fresh machine (only the shared media cache is kept), and a
@@ -37,18 +41,26 @@ def test_talent_demo_prints_the_people_and_exits_0(tmp_path: Path) -> None:
     env.update(HTTP_PROXY=dead_proxy, HTTPS_PROXY=dead_proxy, ALL_PROXY=dead_proxy)
     env.update(http_proxy=dead_proxy, https_proxy=dead_proxy, all_proxy=dead_proxy)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    proc = subprocess.run(
-        [sys.executable, "-m", "talent_assets.apps.cli", "demo"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr
-    assert "FAILED" not in proc.stderr
+    # --keep: the stack stays up for the UI after the runs, until Ctrl-C (SIGINT here). The
+    # demo without it takes the same path and stops at once (what `make demo` runs).
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "talent_assets.apps.cli", "demo", "--keep"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines = []
+    deadline = time.monotonic() + 600
+    while not any("Ctrl-C stops it" in line for line in lines):
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+        lines.append(proc.stdout.readline())
+    ui = re.search(r"Dagster UI: +(http://127\.0\.0\.1:\d+)", "".join(lines))[1]
+    assert ui in lines[-1]
+    with urllib.request.urlopen(f"{ui}/server_info", timeout=10) as response:
+        assert response.status == 200  # still serving after the runs
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=120)
+    out = "".join(lines) + rest
+    assert proc.returncode == 0, out + err
+    assert "FAILED" not in err
 
     # Its own S3 server on loopback and its own Dagster UI.
     assert re.search(r"S3 \(SeaweedFS\): http://127\.0\.0\.1:\d+ +bucket: talent", out), out
@@ -61,6 +73,18 @@ def test_talent_demo_prints_the_people_and_exits_0(tmp_path: Path) -> None:
         assert f"s3://talent/processed/{stem}/person_0.jpg" in out
         assert f"manifest: s3://talent/processed/{stem}/manifest.json" in out
     assert out.rstrip().endswith("Shutting down.")
+
+    # The outputs outlive the stack in ./talent-demo/: frames, sheets, manifests, tables.
+    copied = tmp_path / "talent-demo"
+    assert f"Outputs copied to {copied}/" in out
+    for name in DEMO_VIDEOS:
+        folder = copied / "processed" / Path(name).stem
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["people_found"] == 1
+        for item in ("person_0.jpg", "person_0_face.jpg", "contact_sheet.jpg"):
+            assert (folder / item).read_bytes()[:2] == b"\xff\xd8", item  # a JPEG
+    for table in ("videos", "face_detections", "identity_clusters", "selected_frames"):
+        assert len(list((copied / "warehouse" / table).glob("video_id=*/*.parquet"))) == 2
 
     # Everything it started is gone: no process uses its scratch folder, which is empty.
     leftovers = subprocess.run(
