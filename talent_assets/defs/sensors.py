@@ -17,6 +17,8 @@ tick, source), so nothing is read from the environment at import time. Two sourc
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -56,22 +58,18 @@ def build_s3_video_sensor(settings: Settings) -> SensorDefinition:
     """The sensor that finds new videos every ``settings.sensor_interval_s`` seconds, by
     listing the prefix or from the S3 event queue (``settings.sensor_source``)."""
     max_per_tick = settings.sensor_max_per_tick
-    status = DefaultSensorStatus.RUNNING if settings.sensor_running else DefaultSensorStatus.STOPPED
+    common: dict[str, Any] = {
+        "name": SENSOR_NAME,
+        "job": process_video_job,
+        "minimum_interval_seconds": settings.sensor_interval_s,
+        "default_status": (
+            DefaultSensorStatus.RUNNING if settings.sensor_running else DefaultSensorStatus.STOPPED
+        ),
+    }
     if settings.sensor_source == "sqs":
         visibility_s = queue_visibility_s(settings.sensor_interval_s)
 
-        @sensor(
-            name=SENSOR_NAME,
-            job=process_video_job,
-            minimum_interval_seconds=settings.sensor_interval_s,
-            default_status=status,
-            description=(
-                "Reads S3 event notifications from TALENT_SQS_QUEUE_URL; each new or "
-                "re-uploaded video file under TALENT_VIDEO_PREFIX becomes a `videos` "
-                "partition and a run of the four assets (at most TALENT_SENSOR_MAX_PER_TICK "
-                "messages per tick)."
-            ),
-        )
+        @sensor(description=QUEUE_DESCRIPTION, **common)
         def s3_video_queue_sensor(
             context: SensorEvaluationContext, storage: TalentStorage, video_events: S3EventQueue
         ) -> SensorResult:
@@ -79,23 +77,25 @@ def build_s3_video_sensor(settings: Settings) -> SensorDefinition:
 
         return s3_video_queue_sensor
 
-    @sensor(
-        name=SENSOR_NAME,
-        job=process_video_job,
-        minimum_interval_seconds=settings.sensor_interval_s,
-        default_status=status,
-        description=(
-            "Lists TALENT_VIDEO_PREFIX in the bucket; each new or re-uploaded video file "
-            "becomes a `videos` partition and a run of the four assets (at most "
-            "TALENT_SENSOR_MAX_PER_TICK per tick)."
-        ),
-    )
+    @sensor(description=LIST_DESCRIPTION, **common)
     def s3_video_sensor(
         context: SensorEvaluationContext, storage: TalentStorage
     ) -> SensorResult | SkipReason:
         return evaluate_tick(context, storage, max_per_tick)
 
     return s3_video_sensor
+
+
+LIST_DESCRIPTION = (
+    "Lists TALENT_VIDEO_PREFIX in the bucket; each new or re-uploaded video file becomes a "
+    "`videos` partition and a run of the four assets (at most TALENT_SENSOR_MAX_PER_TICK per "
+    "tick)."
+)
+QUEUE_DESCRIPTION = (
+    "Reads S3 event notifications from TALENT_SQS_QUEUE_URL; each new or re-uploaded video "
+    "file under TALENT_VIDEO_PREFIX becomes a `videos` partition and a run of the four assets "
+    "(at most TALENT_SENSOR_MAX_PER_TICK messages per tick)."
+)
 
 
 def build_registry_sensor(settings: Settings) -> SensorDefinition:
