@@ -83,6 +83,10 @@ class ChunkRequest:
     end_s: float | None
     model_pack: str
     static_block_s: float = STATIC_BLOCK_S
+    # N representative frames of the whole video (``modal_gpu.representative``): their
+    # windows depend on the video's duration, so both travel with every chunk. 0: none.
+    representative_frames: int = 0
+    duration_s: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,6 +101,8 @@ def chunk_requests(
     sample_fps: float,
     model_pack: str,
     static_block_s: float = STATIC_BLOCK_S,
+    representative_frames: int = 0,
+    duration_s: float = 0.0,
 ) -> list[dict]:
     """One JSON-ready :class:`ChunkRequest` per chunk of one S3 video, in chunk order."""
     return [
@@ -109,6 +115,8 @@ def chunk_requests(
             end_s=c.end_s,
             model_pack=model_pack,
             static_block_s=static_block_s,
+            representative_frames=representative_frames,
+            duration_s=duration_s,
         ).to_dict()
         for c in chunks
     ]

@@ -6,7 +6,7 @@ import dataclasses
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -16,8 +16,9 @@ import pyarrow as pa
 
 from modal_gpu.chunks import STATIC_BLOCK_S
 from modal_gpu.face_engine import DetectedFace, FaceEngine
+from modal_gpu.representative import Candidate, RepresentativePicker, merge_candidates
 from modal_gpu.schema import EMBEDDING_DIM, FACE_DETECTIONS_SCHEMA
-from modal_gpu.static_frames import StaticFrameFilter
+from modal_gpu.static_frames import StaticFrameFilter, thumbnail
 from modal_gpu.video import SampledFrame, iter_sampled_frames
 
 T = TypeVar("T")
@@ -32,6 +33,8 @@ class DetectionStats:
 
     ``frames_analyzed`` counts every sampled frame; ``frames_reused`` how many of them were
     near-identical to an analysed frame of a static shot and took its faces.
+    ``representative``: the best frame of each representative-frame window the pass saw
+    (``modal_gpu.representative``), JPEG-encoded.
     """
 
     frames_analyzed: int = 0
@@ -41,6 +44,7 @@ class DetectionStats:
     inference_s: float = 0.0
     wall_s: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    representative: list[Candidate] = field(default_factory=list)
 
     def merge(self, other: DetectionStats) -> DetectionStats:
         """Totals of two passes (wall time: the longer one, as chunks run side by side)."""
@@ -52,6 +56,7 @@ class DetectionStats:
             inference_s=self.inference_s + other.inference_s,
             wall_s=max(self.wall_s, other.wall_s),
             extra={**self.extra, **other.extra},
+            representative=merge_candidates(self.representative, other.representative),
         )
 
 
@@ -144,21 +149,45 @@ def detect_video_faces(
     start_s: float = 0.0,
     end_s: float | None = None,
     static_block_s: float = STATIC_BLOCK_S,
+    representative_frames: int = 0,
+    duration_s: float = 0.0,
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[pa.Table, DetectionStats]:
     """Sample ``path`` in [start_s, end_s) and return every gated face as table rows.
 
     A sampled frame that shows the same picture as the last analysed frame of its block
     (``modal_gpu.static_frames``) gets copies of that frame's faces instead of a second
     analysis; ``static_block_s=0`` analyses every frame.
+
+    ``representative_frames`` > 0 (with the whole video's ``duration_s``): the same decode
+    also scores every sampled frame for the representative-frame windows that overlap this
+    range and keeps the best of each (``stats.representative``). ``on_progress(n)`` is called
+    after each of the n sampled frames, in this thread.
     """
     stats = DetectionStats()
     wall = time.perf_counter()
     static = StaticFrameFilter(sample_fps, static_block_s)
-    # Thumbnails for the static-frame test are made in the decode thread, beside inference.
-    frames = (
-        (frame, static.thumbnail_for(frame))
-        for frame in iter_sampled_frames(path, sample_fps, start_s=start_s, end_s=end_s)
+    picker = RepresentativePicker(representative_frames, duration_s)
+    sampled = iter_sampled_frames(
+        path, sample_fps, start_s=start_s, end_s=end_s, keep_source=picker.enabled
     )
+    frames = _prefetch(_scored_frames(sampled, static, picker), 2 * BATCH_FRAMES, stats)
+    faces = _analyse(frames, engine, static, stats, on_progress)
+    table = faces_to_table(faces, video_id, engine.pack)
+    stats.faces_detected = table.num_rows
+    stats.representative = picker.finish()
+    stats.wall_s = time.perf_counter() - wall
+    return table, stats
+
+
+def _analyse(
+    frames: Iterator[tuple[SampledFrame, np.ndarray | None]],
+    engine: FaceEngine,
+    static: StaticFrameFilter,
+    stats: DetectionStats,
+    on_progress: Callable[[int], None] | None,
+) -> list[DetectedFace]:
+    """The faces of ``frames``: analysed in batches, or copied in static shots."""
     faces: list[DetectedFace] = []
     # (frame_index, timestamp_s, frame_index of its reference): not the frame, whose pixels
     # are no longer needed.
@@ -171,24 +200,39 @@ def detect_video_faces(
         stats.inference_s += time.perf_counter() - started
         batch.clear()
 
-    for frame, small in _prefetch(frames, depth=2 * BATCH_FRAMES, stats=stats):
+    for frame, small in frames:
         stats.frames_analyzed += 1
         reference = static.reference_for(frame, small)
         if reference is not None:
             copies.append((frame.frame_index, frame.timestamp_s, reference))
-            continue
-        batch.append(frame)
+        else:
+            batch.append(frame)
         if len(batch) >= BATCH_FRAMES:
             run_batch()
+        if on_progress is not None:
+            on_progress(stats.frames_analyzed)
     if batch:
         run_batch()
     if copies:
-        faces = _with_copies(faces, copies)
         stats.frames_reused = len(copies)
-    table = faces_to_table(faces, video_id, engine.pack)
-    stats.faces_detected = table.num_rows
-    stats.wall_s = time.perf_counter() - wall
-    return table, stats
+        return _with_copies(faces, copies)
+    return faces
+
+
+def _scored_frames(
+    frames: Iterator[SampledFrame], static: StaticFrameFilter, picker: RepresentativePicker
+) -> Iterator[tuple[SampledFrame, np.ndarray | None]]:
+    """Each frame with its static-filter thumbnail, made in the decode thread (beside
+    inference); the same thumbnail scores the frame for its representative window. The
+    decoded picture is dropped here, so only the picker holds any (one per open window)."""
+    for frame in frames:
+        small = static.thumbnail_for(frame)
+        if picker.enabled:
+            if small is None:  # reuse off: the thumbnail is made for scoring only
+                small = thumbnail(frame.image)
+            picker.offer(frame, small)
+            frame = dataclasses.replace(frame, source=None)
+        yield frame, small
 
 
 def _with_copies(

@@ -11,8 +11,11 @@ import functools
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -31,24 +34,48 @@ def cached_engine(pack: str, threads: int = 1) -> FaceEngine:
     return FaceEngine(pack, intra_op_threads=threads)
 
 
+@dataclass(frozen=True)
+class VideoJob:
+    """What every chunk of one video is analysed with (picklable, sent to the workers)."""
+
+    path: str
+    video_id: str
+    pack: str
+    sample_fps: float
+    static_block_s: float = STATIC_BLOCK_S
+    representative_frames: int = 0
+    duration_s: float = 0.0
+    threads: int = 1
+
+
+# Frames done per chunk, shared with the pool's workers (set by ``_share_progress``): each
+# worker writes only its own chunk's slot, so a worker that dies holds no lock anyone waits on.
+_PROGRESS_SLOTS: Any = None
+
+
+def _share_progress(slots: Any) -> None:
+    """Pool initializer: keep the shared per-chunk frame counts."""
+    global _PROGRESS_SLOTS
+    _PROGRESS_SLOTS = slots
+
+
 def _detect_chunk(
-    path: str,
-    video_id: str,
-    pack: str,
-    sample_fps: float,
-    chunk: Chunk,
-    threads: int,
-    static_block_s: float,
+    job: VideoJob, chunk: Chunk, slot: int = -1, on_progress: Callable[[int], None] | None = None
 ) -> tuple[pa.Table, DetectionStats]:
     started = time.time()
+    if on_progress is None and slot >= 0 and _PROGRESS_SLOTS is not None:
+        on_progress = functools.partial(_PROGRESS_SLOTS.__setitem__, slot)
     table, stats = detect_video_faces(
-        Path(path),
-        video_id=video_id,
-        engine=cached_engine(pack, threads),
-        sample_fps=sample_fps,
+        Path(job.path),
+        video_id=job.video_id,
+        engine=cached_engine(job.pack, job.threads),
+        sample_fps=job.sample_fps,
         start_s=chunk.start_s,
         end_s=chunk.end_s,
-        static_block_s=static_block_s,
+        static_block_s=job.static_block_s,
+        representative_frames=job.representative_frames,
+        duration_s=job.duration_s,
+        on_progress=on_progress,
     )
     # Who ran it and when, so the join can report how much really ran side by side.
     stats.extra = {"pid": os.getpid(), "span": (started, time.time())}
@@ -78,21 +105,54 @@ def join_chunks(results: list[tuple[pa.Table, DetectionStats]]) -> tuple[pa.Tabl
     return table, stats
 
 
+class _PoolProgress:
+    """Frames done over all chunks, read from the shared slots while the pools run."""
+
+    POLL_S = 0.25
+
+    def __init__(self, context: Any, chunks: list[Chunk], report: Callable[[int], None] | None):
+        self.slots = context.RawArray("q", len(chunks))
+        self.position = {c.index: i for i, c in enumerate(chunks)}
+        self.report = report
+        self._last = -1
+
+    def wait(self, futures: list[Future]) -> None:
+        """Until every future is done, report the frames done every POLL_S seconds."""
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=self.POLL_S)
+            self.poll()
+
+    def poll(self) -> None:
+        done = sum(self.slots)
+        if self.report is not None and done != self._last:
+            self._last = done
+            self.report(done)
+
+
 def _detect_in_pools(
-    args: tuple[str, str, str, float], chunks: list[Chunk], workers: int, static_block_s: float
+    job: VideoJob,
+    chunks: list[Chunk],
+    workers: int,
+    on_progress: Callable[[int], None] | None = None,
 ) -> list[tuple[pa.Table, DetectionStats]]:
     """Run ``chunks`` in a process pool; chunks whose attempt failed (an error, or a worker
     that died and broke the pool) run again in a fresh pool, at most CHUNK_ATTEMPTS times."""
     # spawn, not fork: the parent may hold onnxruntime and decoder threads.
     context = multiprocessing.get_context("spawn")
+    progress = _PoolProgress(context, chunks, on_progress)
     results: dict[int, tuple[pa.Table, DetectionStats]] = {}
     attempts = dict.fromkeys((c.index for c in chunks), 0)
     pending = list(chunks)
     while pending:
         failed = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {c.index: pool.submit(_detect_chunk, *args, c, 1, static_block_s)
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context,
+            initializer=_share_progress, initargs=(progress.slots,),
+        ) as pool:  # fmt: skip
+            futures = {c.index: pool.submit(_detect_chunk, job, c, progress.position[c.index])
                        for c in pending}  # fmt: skip
+            progress.wait(list(futures.values()))
             for chunk in pending:
                 attempts[chunk.index] += 1
                 try:
@@ -102,6 +162,7 @@ def _detect_in_pools(
                 except Exception:  # BrokenProcessPool included: the next pool is fresh
                     if attempts[chunk.index] >= CHUNK_ATTEMPTS:
                         raise
+                    progress.slots[progress.position[chunk.index]] = 0  # counted again
                     failed.append(chunk)
         pending = failed
     return [results[c.index] for c in chunks]
@@ -116,6 +177,9 @@ def detect_in_chunks(
     chunks: list[Chunk],
     workers: int,
     static_block_s: float = STATIC_BLOCK_S,
+    representative_frames: int = 0,
+    duration_s: float = 0.0,
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[pa.Table, DetectionStats]:
     """Analyse ``chunks`` of ``path`` with up to ``workers`` processes; rows in time order.
 
@@ -125,13 +189,23 @@ def detect_in_chunks(
     A chunk that fails for a reason other than bad input is retried once, in a fresh pool if
     its worker died (a killed worker breaks the whole pool); bad input (:class:`VideoError`)
     fails at once, as retrying cannot fix it.
+
+    ``representative_frames``/``duration_s``: see ``detect_video_faces``; the chunks' best
+    frames per window are merged. ``on_progress(n)``: n sampled frames done over all chunks,
+    called in this thread (every frame in-process, every 0.25 s or so from a pool).
     """
     started = time.perf_counter()
-    args = (str(path), video_id, pack, sample_fps)
+    job = VideoJob(
+        str(path), video_id, pack, sample_fps, static_block_s, representative_frames, duration_s
+    )
     if len(chunks) <= 1 or workers <= 1:
-        results = [_detect_chunk(*args, c, 1, static_block_s) for c in chunks]
+        results = []
+        for chunk in chunks:
+            offset = sum(s.frames_analyzed for _, s in results)
+            report = None if on_progress is None else _offset(on_progress, offset)
+            results.append(_detect_chunk(job, chunk, on_progress=report))
     else:
-        results = _detect_in_pools(args, chunks, workers, static_block_s)
+        results = _detect_in_pools(job, chunks, workers, on_progress)
     table, stats = join_chunks(results)
     stats.wall_s = time.perf_counter() - started
     stats.extra = {
@@ -140,3 +214,7 @@ def detect_in_chunks(
         "parallel_s": round(_overlap_s([s.extra["span"] for _, s in results]), 3),
     }
     return table, stats
+
+
+def _offset(report: Callable[[int], None], offset: int) -> Callable[[int], None]:
+    return lambda done: report(offset + done)

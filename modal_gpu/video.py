@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,9 @@ class SampledFrame:
     timestamp_s: float
     image: np.ndarray
     scale: float  # display pixels per image pixel (>= 1.0 when downscaled)
+    # The decoded picture (``av.VideoFrame``) when asked for (``keep_source``), so that a
+    # frame can be converted again at full size without decoding it twice.
+    source: Any = field(default=None, repr=False, compare=False)
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -234,13 +237,15 @@ def iter_sampled_frames(
     start_s: float = 0.0,
     end_s: float | None = None,
     max_side: int = DEFAULT_ANALYSIS_MAX_SIDE,
+    keep_source: bool = False,
 ) -> Iterator[SampledFrame]:
     """Decode sequentially and yield the first frame of each sampling slot in [start_s, end_s).
 
     Slots are fixed on the video's own timeline (slot k starts at k / sample_fps), so splitting
     a video into chunks whose bounds are multiples of 1 / sample_fps analyses every sampled
     frame exactly once. ``frame_index`` is derived from the timestamp and the nominal frame
-    rate so that it is the same whichever chunk a frame is decoded in.
+    rate so that it is the same whichever chunk a frame is decoded in. ``keep_source``: each
+    frame also carries its decoded picture (``SampledFrame.source``).
     """
     gate = SampleGate(sample_fps, start_s, end_s)
     container = _open(path)
@@ -272,6 +277,7 @@ def iter_sampled_frames(
                     timestamp_s=round(t, 6),
                     image=image,
                     scale=scale,
+                    source=frame if keep_source else None,
                 )
         except av.error.FFmpegError as err:
             raise VideoError(f"corrupt video: {_ffmpeg_reason(err)}") from None

@@ -18,6 +18,7 @@ from modal_gpu.chunks import ChunkRequest
 from modal_gpu.detection import DetectionStats, detect_video_faces
 from modal_gpu.face_engine import FaceEngine
 from modal_gpu.fanout import join_chunks
+from modal_gpu.representative import Candidate
 from modal_gpu.schema import table_from_ipc, table_to_ipc
 from modal_gpu.video import VideoError
 
@@ -26,9 +27,12 @@ def detect_chunk_from_s3(engine: FaceEngine, s3_client: Any, request: ChunkReque
     """Download the video, analyse [start_s, end_s), delete the download, return the rows.
 
     Returns ``{"ipc": bytes, "frames_analyzed", "frames_reused", "faces", "download_s",
-    "decode_s", "inference_s", "wall_s"}``, or ``{"video_error": "<one line>"}`` when the file
-    is not a usable video: returned, not raised, because the platform would retry an exception
-    and no retry can fix bad input. The temporary file is removed even when detection fails.
+    "decode_s", "inference_s", "wall_s", "representative"}`` (``representative``: the best
+    frame of each representative-frame window this chunk saw, as dicts of
+    :class:`~modal_gpu.representative.Candidate` with the JPEG bytes), or
+    ``{"video_error": "<one line>"}`` when the file is not a usable video: returned, not
+    raised, because the platform would retry an exception and no retry can fix bad input.
+    The temporary file is removed even when detection fails.
     """
     started = time.perf_counter()
     suffix = PurePosixPath(request.key).suffix[:8]
@@ -47,6 +51,8 @@ def detect_chunk_from_s3(engine: FaceEngine, s3_client: Any, request: ChunkReque
                 start_s=request.start_s,
                 end_s=request.end_s,
                 static_block_s=request.static_block_s,
+                representative_frames=request.representative_frames,
+                duration_s=request.duration_s,
             )
         except VideoError as err:
             return {"video_error": str(err)}
@@ -61,6 +67,7 @@ def detect_chunk_from_s3(engine: FaceEngine, s3_client: Any, request: ChunkReque
         "decode_s": round(stats.decode_s, 3),
         "inference_s": round(stats.inference_s, 3),
         "wall_s": round(time.perf_counter() - started, 3),
+        "representative": [c.to_dict() for c in stats.representative],
     }
 
 
@@ -83,6 +90,9 @@ def join_replies(replies: list[dict]) -> tuple[pa.Table, DetectionStats]:
                     decode_s=float(reply["decode_s"]),
                     inference_s=float(reply["inference_s"]),
                     wall_s=float(reply["wall_s"]),
+                    representative=[
+                        Candidate.from_dict(c) for c in reply.get("representative", ())
+                    ],
                 ),
             )
             for reply in replies

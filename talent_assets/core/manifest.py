@@ -37,6 +37,11 @@ def person_face_key(folder: str, person_id: int) -> str:
     return f"{folder}person_{person_id}_face.jpg"
 
 
+def representative_frame_key(folder: str, index: int) -> str:
+    """Representative frame ``index`` (0..N-1) of a video: ``<folder>frame_<nn>.jpg``."""
+    return f"{folder}frame_{index:02d}.jpg"
+
+
 def person_entry(
     *,
     person_id: int,
@@ -71,14 +76,20 @@ def build_manifest(
     people: list[dict[str, Any]],
     video: dict[str, Any],
     metrics: dict[str, Any],
+    representative_frames: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the manifest; ``people`` are result entries already ordered by person id."""
+    """Assemble the manifest; ``people`` are result entries already ordered by person id.
+    ``representative_frames`` (entries in time order), when given, follow ``results``."""
+    extra: dict[str, Any] = {}
+    if representative_frames is not None:
+        extra["representative_frames"] = representative_frames
     return {
         "status": "success",
         "video_id": video_id,
         "source": {"bucket": bucket, "key": key},
         "people_found": len(people),
         "results": people,
+        **extra,
         "video": {
             "duration_s": video["duration_s"],
             "fps": video["fps"],

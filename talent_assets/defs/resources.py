@@ -9,6 +9,7 @@ detector dispatch). Built from :class:`~talent_assets.infra.settings.Settings` b
 # No ``from __future__ import annotations`` here: Dagster reads ResourceDependency[...] from
 # the live annotations.
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,6 +106,10 @@ class FaceDetector(ConfigurableResource):
     # Near-identical frames of static shots reuse the faces of the last analysed frame, which
     # is refreshed at least every static_block_s seconds; 0 analyses every sampled frame.
     static_block_s: float = STATIC_BLOCK_S
+    # N evenly spaced representative frames, chosen in the detection decode; 0: none.
+    representative_frames: int = 10
+    # How often face_detections logs its progress (seconds).
+    progress_interval_s: float = 5.0
     modal_app: str = "video-talent-extractor"
     modal_gpu: str = "T4"
     gpu_prices: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_GPU_PRICES_PER_HOUR))
@@ -118,6 +123,7 @@ class FaceDetector(ConfigurableResource):
             workers=self.workers,
             chunk_s=self.chunk_s,
             static_block_s=self.static_block_s,
+            representative_frames=self.representative_frames,
             modal_app=self.modal_app,
             modal_gpu=self.modal_gpu,
             gpu_prices=self.gpu_prices,
@@ -127,9 +133,16 @@ class FaceDetector(ConfigurableResource):
         """The chunks this detector will analyse for a video of ``duration_s`` seconds."""
         return plan_detection(self.config(), duration_s)
 
-    def detect(self, video_id: str, source: VideoSource) -> tuple[pa.Table, DetectionStats]:
-        """All gated faces of the video as ``face_detections`` rows, plus statistics."""
-        return detect_faces(self.config(), video_id, source)
+    def detect(
+        self,
+        video_id: str,
+        source: VideoSource,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[pa.Table, DetectionStats]:
+        """All gated faces of the video as ``face_detections`` rows, plus statistics (and the
+        representative frames, ``stats.representative``); ``progress(done, total)`` sampled
+        frames as detection goes (``infra.detection.detect_faces``)."""
+        return detect_faces(self.config(), video_id, source, progress)
 
 
 class S3EventQueue(ConfigurableResource):
@@ -176,6 +189,7 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             workers=settings.workers,
             chunk_s=settings.chunk_s,
             static_block_s=settings.static_block_s,
+            representative_frames=settings.representative_frames,
             modal_gpu=settings.modal_gpu,
             gpu_prices=dict(settings.modal_gpu_prices),
         ),

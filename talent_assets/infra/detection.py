@@ -26,6 +26,7 @@ from modal_gpu.chunks import (
 from modal_gpu.detection import DetectionStats
 from modal_gpu.fanout import detect_in_chunks
 from modal_gpu.worker import join_replies
+from talent_assets.core.progress import ProgressCallback, expected_frames
 
 # Chunk length on Modal: short enough that a 90-minute video fans out over ~45 GPUs and
 # finishes in about a minute, long enough that each container's model load is amortised.
@@ -43,6 +44,7 @@ class VideoSource:
     key: str
     duration_s: float
     local_path: Callable[[], Path]
+    frames: int = 0  # frames in the video, when known (bounds the sampled frames expected)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class DetectorConfig:
     workers: int = 0  # local processes; 0 = one per core
     chunk_s: float = 0.0  # 0 = local: one chunk per worker; Modal: MODAL_CHUNK_S
     static_block_s: float = 5.0
+    representative_frames: int = 0  # N evenly spaced stills chosen during detection; 0: none
     modal_app: str = MODAL_APP_NAME
     modal_gpu: str = "T4"
     gpu_prices: Mapping[str, float] | None = None
@@ -80,22 +83,47 @@ def plan_detection(config: DetectorConfig, duration_s: float) -> list[Chunk]:
 
 
 def detect_faces(
-    config: DetectorConfig, video_id: str, source: VideoSource
+    config: DetectorConfig,
+    video_id: str,
+    source: VideoSource,
+    progress: ProgressCallback | None = None,
 ) -> tuple[pa.Table, DetectionStats]:
-    """All gated faces of the video as ``face_detections`` rows, plus statistics."""
+    """All gated faces of the video as ``face_detections`` rows, plus statistics; with
+    ``config.representative_frames``, also the video's representative frames
+    (``stats.representative``), chosen in the same decode.
+
+    ``progress(done_frames, total_frames)`` is called in this thread as sampled frames are
+    analysed (locally: every frame, or every 0.25 s from a process pool; on Modal: as each
+    chunk finishes), and once more at the end with done == total.
+    """
     chunks = plan_detection(config, source.duration_s)
+    total = expected_frames(source.duration_s, config.sample_fps, source.frames)
+    report = None if progress is None else _bounded(progress, total)
     if config.kind == "modal":
         mapper = deployed_detect_chunk(config.modal_app, config.model_pack)
-        return detect_on_modal(config, video_id, source, chunks, mapper)
-    return detect_in_chunks(
-        source.local_path(),
-        video_id=video_id,
-        pack=config.model_pack,
-        sample_fps=config.sample_fps,
-        chunks=chunks,
-        workers=config.local_workers(),
-        static_block_s=config.static_block_s,
-    )
+        table, stats = detect_on_modal(config, video_id, source, chunks, mapper, report)
+    else:
+        table, stats = detect_in_chunks(
+            source.local_path(),
+            video_id=video_id,
+            pack=config.model_pack,
+            sample_fps=config.sample_fps,
+            chunks=chunks,
+            workers=config.local_workers(),
+            static_block_s=config.static_block_s,
+            representative_frames=config.representative_frames,
+            duration_s=source.duration_s,
+            on_progress=report,
+        )
+    if progress is not None and stats.frames_analyzed:
+        progress(stats.frames_analyzed, stats.frames_analyzed)
+    return table, stats
+
+
+def _bounded(progress: ProgressCallback, total: int) -> Callable[[int], None]:
+    """``progress`` as a ``done``-only callback; a video that gives more sampled frames than
+    expected (frames past its stated duration) never reports more than 99 %."""
+    return lambda done: progress(min(done, total - 1) if done >= total else done, total)
 
 
 def deployed_detect_chunk(app_name: str, model_pack: str) -> ChunkMapper:
@@ -116,8 +144,10 @@ def detect_on_modal(
     source: VideoSource,
     chunks: list[Chunk],
     mapper: ChunkMapper,
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[pa.Table, DetectionStats]:
-    """Fan ``chunks`` out with ``mapper.map``, join the replies, add GPU time and cost."""
+    """Fan ``chunks`` out with ``mapper.map``, join the replies, add GPU time and cost;
+    ``on_progress(frames done)`` as each chunk's reply arrives."""
     started = time.perf_counter()
     requests = chunk_requests(
         chunks,
@@ -127,9 +157,15 @@ def detect_on_modal(
         sample_fps=config.sample_fps,
         model_pack=config.model_pack,
         static_block_s=config.static_block_s,
+        representative_frames=config.representative_frames,
+        duration_s=source.duration_s,
     )
     # .map keeps input order, so rows come back in time order; Modal retries chunks.
-    replies = list(mapper.map(requests))
+    replies: list[dict] = []
+    for reply in mapper.map(requests):
+        replies.append(reply)
+        if on_progress is not None:
+            on_progress(sum(int(r.get("frames_analyzed", 0)) for r in replies))
     table, stats = join_replies(replies)
     gpu_seconds = sum(float(r["wall_s"]) for r in replies)
     stats.wall_s = time.perf_counter() - started

@@ -80,12 +80,26 @@ def people_markdown(results: list[dict[str, Any]], location: Callable[[str], str
     return "\n".join(lines)
 
 
-def preview_markdown(sheet: np.ndarray, width: int = 480) -> str:
-    """The contact sheet, scaled down, as an inline markdown image (Dagster shows it)."""
+def preview_markdown(sheet: np.ndarray, width: int = 480, alt: str = "contact sheet") -> str:
+    """The contact sheet (or another picture), scaled down, as an inline markdown image
+    (Dagster shows it)."""
     scale = min(1.0, width / sheet.shape[1])
     small = cv2.resize(sheet, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     data = base64.b64encode(encode_jpeg(small, quality=80)).decode("ascii")
-    return f"![contact sheet](data:image/jpeg;base64,{data})"
+    return f"![{alt}](data:image/jpeg;base64,{data})"
+
+
+def representative_metadata(entries: list[dict[str, Any]], strip: np.ndarray | None) -> dict:
+    """The representative frames' strip (a preview, like the contact sheet's) and times."""
+    if strip is None:
+        return {"representative_frames": MetadataValue.md("no representative frames")}
+    times = ", ".join(f"{e['timestamp']:.1f}" for e in entries)
+    return {
+        "representative_frames": MetadataValue.md(
+            preview_markdown(strip, width=960, alt="representative frames")
+        ),
+        "representative_times_s": MetadataValue.text(times),
+    }
 
 
 def timeline_png(

@@ -23,6 +23,13 @@ from modal_gpu.video import VideoError, read_frames
 from talent_assets.core.checks import check_person_ids_contiguous
 from talent_assets.core.clustering import FaceArrays
 from talent_assets.core.manifest import MANIFEST_NAME, build_manifest, output_folder
+from talent_assets.core.representative_frames import (
+    RepresentativeFrame,
+    RepresentativeOutputs,
+    frames_from_table,
+    representative_outputs,
+    staged_run_id,
+)
 from talent_assets.core.selection import PersonSelection, SelectionParams, select_best_frames
 from talent_assets.core.tables import SELECTED_FRAMES_SCHEMA
 from talent_assets.core.talent_frames import (
@@ -31,17 +38,26 @@ from talent_assets.core.talent_frames import (
     build_talent_frames,
     cluster_rows_for_faces,
 )
-from talent_assets.defs.assets.face_detections import face_table_of
+from talent_assets.defs.assets.face_detections import REPRESENTATIVE_RUN_KEY, face_table_of
 from talent_assets.defs.assets.identity_clusters import identity_clusters
-from talent_assets.defs.assets.people_metadata import people_metadata, timeline_png
+from talent_assets.defs.assets.people_metadata import (
+    people_metadata,
+    representative_metadata,
+    timeline_png,
+)
 from talent_assets.defs.assets.raw_video import recorded_video
 from talent_assets.defs.assets.upstream import upstream_metadata
 from talent_assets.defs.failures import input_failure
 from talent_assets.defs.partitions import videos_partitions
 from talent_assets.defs.resources import FaceDetector, TalentStorage
 from talent_assets.infra.publish import publish_outputs
+from talent_assets.infra.representative_staging import read_staged
 
 OUT_OF_DATE = "identity_clusters is out of date with face_detections; re-materialise it"
+STAGED_OUT_OF_DATE = (
+    "the staged representative frames are not those of the latest face_detections; "
+    "re-materialise face_detections"
+)
 
 
 class FrameSelectionConfig(Config):
@@ -79,8 +95,9 @@ class ClusteredFaces:
     ],
     description=(
         "The best frame of each person (a high-quality face close to the person's centre), "
-        "uploaded as the full frame and a face crop, with a contact sheet and manifest.json "
-        "under `processed/<video>/`. Writes the `selected_frames` table."
+        "uploaded as the full frame and a face crop, with a contact sheet, the representative "
+        "frames (`frame_<nn>.jpg`) and manifest.json under `processed/<video>/`. Writes the "
+        "`selected_frames` table."
     ),
 )
 def selected_frames(
@@ -111,25 +128,24 @@ def selected_frames(
         links=links,
         face_margin=config.face_margin,
     )
+    representative = representative_outputs(folder, load_representative(context, inputs), links)
     pipeline_wall_s = upstream_wall_s(context, inputs) + (time.perf_counter() - started)
     publish_started = time.perf_counter()
     table_location = publish_talent_frames(
-        context, storage, inputs, talent, folder, pipeline_wall_s
+        context, storage, inputs, talent, representative, folder, pipeline_wall_s
     )
     publish_s = time.perf_counter() - publish_started
     storage.video_cache().evict(storage.input_store(), inputs.video["key"], inputs.video["etag"])
 
     ids_ok, ids_msg = check_person_ids_contiguous([s.person_id for s in chosen])
     timeline = timeline_png(
-        inputs.faces,
-        inputs.person_ids,
-        chosen,
-        float(inputs.video["duration_s"]),
+        inputs.faces, inputs.person_ids, chosen, float(inputs.video["duration_s"]),
         inputs.sample_fps,
-    )
+    )  # fmt: skip
     return MaterializeResult(
         metadata={
             **people_metadata(talent.results, talent.sheet, timeline, out.location),
+            **representative_metadata(representative.entries, representative.strip),
             "manifest": MetadataValue.path(out.location(folder + MANIFEST_NAME)),
             "contact_sheet_location": MetadataValue.path(out.location(talent.sheet_key)),
             "outputs": MetadataValue.path(out.location(folder)),
@@ -192,6 +208,27 @@ def decode_chosen_frames(
         raise input_failure(f"{video['key']}: {err}", "invalid_video") from None
 
 
+def load_representative(
+    context: AssetExecutionContext, inputs: ClusteredFaces
+) -> list[RepresentativeFrame]:
+    """The representative frames ``face_detections`` chose and staged (none when it chose
+    none, or ran before it chose any); fails as out of date when the staged frames are not
+    those of the ``face_detections`` materialisation these faces come from (a later run of
+    it staged frames and then failed)."""
+    run_id = inputs.detections_meta.get(REPRESENTATIVE_RUN_KEY)
+    if run_id is None:
+        context.log.info("face_detections chose no representative frames (an older run)")
+        return []
+    if not inputs.detections_meta.get("representative_frames"):
+        return []
+    storage = context.resources.storage
+    folder = output_folder(storage.output_prefix, inputs.video["key"], storage.video_prefix)
+    table = read_staged(storage.output_store(), folder)
+    if table is None or staged_run_id(table) != run_id:
+        raise input_failure(STAGED_OUT_OF_DATE, "out_of_date")
+    return frames_from_table(table)
+
+
 def upstream_wall_s(context: AssetExecutionContext, inputs: ClusteredFaces) -> float:
     """Wall time the three upstream assets spent on this partition (their metadata)."""
     return float(inputs.detections_meta.get("wall_s", 0.0)) + sum(
@@ -205,10 +242,12 @@ def publish_talent_frames(
     storage: TalentStorage,
     inputs: ClusteredFaces,
     talent: TalentFrames,
+    representative: RepresentativeOutputs,
     folder: str,
     pipeline_wall_s: float,
 ) -> str:
-    """Upload images, table and manifest atomically (``infra.publish``); the table location."""
+    """Upload images (person and representative frames), table and manifest atomically
+    (``infra.publish``); the table location."""
     video_id = context.partition_key
     video = inputs.video
     manifest = build_manifest(
@@ -223,12 +262,13 @@ def publish_talent_frames(
             "frames_analyzed": int(inputs.detections_meta.get("frames_analyzed", 0)),
             "faces_detected": inputs.faces_table.num_rows,
         },
+        representative_frames=representative.entries,
     )
     table = pa.Table.from_pylist(talent.rows, schema=SELECTED_FRAMES_SCHEMA)
     return publish_outputs(
         storage.output_store(),
         base=folder,
-        files=talent.files,
+        files={**talent.files, **representative.files},
         commit=lambda: storage.tables().write("selected_frames", video_id, table),
         manifest_key=folder + MANIFEST_NAME,
         manifest=json.dumps(manifest, indent=2).encode(),
