@@ -7,7 +7,7 @@ restart mid-sleep loses the retry) or live somewhere else. Here the cursor holds
 far the run-end events have been read (event log storage ids, one per event type) and the
 deliveries still pending with their attempt count and due time. Each tick:
 
-1. reads the ``RUN_SUCCESS`` / ``RUN_FAILURE`` events after the cursor (at most
+1. reads the ``RUN_SUCCESS`` / ``RUN_FAILURE`` / ``RUN_CANCELED`` events after the cursor (at most
    ``FETCH_LIMIT`` each) and turns the ``process_video`` runs with a webhook URL into
    pending deliveries (body built once: people from the manifest, or the failure reason);
 2. makes at most one attempt per due delivery, at most ``MAX_ATTEMPTS_PER_TICK`` of them,
@@ -36,6 +36,7 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DagsterRun,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunsFilter,
     RunStatusChangeRecordsFilter,
@@ -77,7 +78,13 @@ SENSOR_NAME = "talent_webhook_sensor"
 WEBHOOK_TAG = "talent/webhook"
 # Dagster's tag on a failed run that its run retries will re-execute.
 WILL_RETRY_TAG = "dagster/will_retry"
-EVENTS = {DagsterEventType.RUN_SUCCESS: SUCCEEDED, DagsterEventType.RUN_FAILURE: FAILED}
+# A canceled run is a failure to the caller, as in the API's status ("the run was canceled").
+EVENTS = {
+    DagsterEventType.RUN_SUCCESS: SUCCEEDED,
+    DagsterEventType.RUN_FAILURE: FAILED,
+    DagsterEventType.RUN_CANCELED: FAILED,
+}
+CANCELED_REASON = "the run was canceled"
 FETCH_LIMIT = 100
 MAX_ATTEMPTS_PER_TICK = 8
 # Ticks at least this often, whatever the S3 sensor's interval: the retry schedule's first
@@ -164,10 +171,13 @@ def _finished_runs(
     moved = dict(after)
     found: list[tuple[str, str, float]] = []
     for event_type, name in EVENTS.items():
+        if event_type.value not in after:  # a kind this cursor has not followed: from now on
+            moved[event_type.value] = _newest_event_id(instance, event_type)
+            continue
         records = instance.fetch_run_status_changes(
             RunStatusChangeRecordsFilter(
                 event_type=event_type,  # type: ignore[arg-type]
-                after_storage_id=after.get(event_type.value, -1),
+                after_storage_id=after[event_type.value],
             ),
             limit=FETCH_LIMIT,
             ascending=True,
@@ -206,6 +216,8 @@ def _new_delivery(
     fields: dict[str, Any] = {}
     if event == SUCCEEDED:
         fields["people"], fields["manifest"] = _published(context, storage, run, video_id)
+    elif run.status == DagsterRunStatus.CANCELED:
+        fields["error"] = CANCELED_REASON
     else:
         fields["error"] = run_failure_reason(context.instance, run.run_id)
     payload = build_event(
