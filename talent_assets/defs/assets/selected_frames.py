@@ -128,7 +128,8 @@ def selected_frames(
         links=links,
         face_margin=config.face_margin,
     )
-    representative = representative_outputs(folder, load_representative(context, inputs), links)
+    staged = load_representative(context, storage, inputs)
+    representative = representative_outputs(folder, staged, links)
     pipeline_wall_s = upstream_wall_s(context, inputs) + (time.perf_counter() - started)
     publish_started = time.perf_counter()
     table_location = publish_talent_frames(
@@ -209,7 +210,7 @@ def decode_chosen_frames(
 
 
 def load_representative(
-    context: AssetExecutionContext, inputs: ClusteredFaces
+    context: AssetExecutionContext, storage: TalentStorage, inputs: ClusteredFaces
 ) -> list[RepresentativeFrame]:
     """The representative frames ``face_detections`` chose and staged (none when it chose
     none, or ran before it chose any); fails as out of date when the staged frames are not
@@ -221,7 +222,6 @@ def load_representative(
         return []
     if not inputs.detections_meta.get("representative_frames"):
         return []
-    storage = context.resources.storage
     folder = output_folder(storage.output_prefix, inputs.video["key"], storage.video_prefix)
     table = read_staged(storage.output_store(), folder)
     if table is None or staged_run_id(table) != run_id:
