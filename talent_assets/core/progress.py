@@ -87,13 +87,15 @@ def format_seconds(seconds: float) -> str:
 
 
 def format_left(seconds: float | None) -> str:
-    """``~40 s left``, ``~2 min left``, ``~1 h 5 min left``: an estimate, rounded coarsely
-    (seconds to 5 under a minute, whole minutes under an hour)."""
+    """``~7 s left``, ``~40 s left``, ``~2 min left``, ``~1 h 5 min left``: an estimate,
+    rounded coarsely (to 5 s from 10 s on, to whole minutes from a minute on)."""
     if seconds is None:
         return "time left unknown"
-    if seconds < 60:
-        return f"~{max(5, 5 * round(seconds / 5))} s left" if seconds >= 2.5 else "~0 s left"
-    minutes = round(seconds / 60)
+    if seconds < 10:
+        return f"~{round(seconds)} s left"
+    if seconds < 57.5:
+        return f"~{5 * round(seconds / 5)} s left"
+    minutes = max(1, round(seconds / 60))
     if minutes < 60:
         return f"~{minutes} min left"
     hours, minutes = divmod(minutes, 60)

@@ -190,6 +190,8 @@ def test_s3_outage_mid_run_is_retried_and_the_run_completes(
     assert output_keys(outage_env, key) == sorted(
         [base + "contact_sheet.jpg", base + "manifest.json"]
         + [base + f"person_{i}{s}.jpg" for i in range(3) for s in ("", "_face")]
+        + [base + f"frame_{i:02d}.jpg" for i in range(10)]  # TALENT_REPRESENTATIVE_FRAMES
+        + [base + ".staging/representative_frames.parquet"]
     )
     evaluations = check_evaluations(dagster_instance, run_id)
     assert set(evaluations) == ASSET_CHECKS and all(e.passed for e in evaluations.values())

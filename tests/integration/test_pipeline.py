@@ -102,10 +102,14 @@ def test_three_people_found_with_correct_frames(
     assert first_seen == sorted(first_seen)
 
     base = "processed/e2e/Three_People/"
+    # TALENT_REPRESENTATIVE_FRAMES (10 by default), chosen in detection and staged by it.
+    assert [r["index"] for r in manifest["representative_frames"]] == list(range(10))
     assert output_keys(talent_env, key) == sorted(
         [base + "contact_sheet.jpg", base + "manifest.json"]
         + [base + f"person_{i}.jpg" for i in range(3)]
         + [base + f"person_{i}_face.jpg" for i in range(3)]
+        + [base + f"frame_{i:02d}.jpg" for i in range(10)]
+        + [base + ".staging/representative_frames.parquet"]
     )
     tables = warehouse(talent_env)
     assert tables.read("videos", video_id)["key"].to_pylist() == [key]
@@ -155,10 +159,16 @@ def test_video_without_faces_succeeds_with_no_people(
     assert tables.read("face_detections", video_id).num_rows == 0
     assert tables.read("identity_clusters", video_id).num_rows == 0
     assert tables.read("selected_frames", video_id).num_rows == 0
-    assert output_keys(talent_env, key) == [
-        "processed/e2e/nobody/contact_sheet.jpg",
-        "processed/e2e/nobody/manifest.json",
-    ]
+    # 3 s at 2 samples/s: 6 samples, in 6 of the 10 windows of 0.3 s.
+    assert len(manifest["representative_frames"]) == 6
+    assert output_keys(talent_env, key) == sorted(
+        [
+            "processed/e2e/nobody/contact_sheet.jpg",
+            "processed/e2e/nobody/manifest.json",
+            "processed/e2e/nobody/.staging/representative_frames.parquet",
+        ]
+        + [f"processed/e2e/nobody/frame_{i:02d}.jpg" for i in range(6)]
+    )
 
 
 @pytest.mark.parametrize("name", ["empty", "text", "truncated", "truncated_faststart"])
