@@ -14,7 +14,11 @@ from talent_assets.core.hls import PlaylistError
 from talent_assets.core.url_policy import UrlRefusedError, display_url
 from talent_assets.core.video_id import url_video_key, video_id_for
 from talent_assets.defs.assets import ALL_ASSETS, talent_registry
-from talent_assets.defs.failures import ERROR_KIND_KEY
+from talent_assets.defs.failures import (  # re-exported: callers have long found them here
+    first_failure,
+    first_failure_with_kind,
+    run_failure_message,
+)
 from talent_assets.defs.jobs import process_video_job, update_talent_registry_job
 from talent_assets.defs.partitions import videos_partitions
 from talent_assets.defs.tags import PARTITION_TAG, REGISTRY_TAG, SOURCE_URL_TAG, video_run_tags
@@ -22,6 +26,17 @@ from talent_assets.infra.s3 import bucket_store
 from talent_assets.infra.settings import Settings
 from talent_assets.infra.url_fetch import UrlFetchError
 from talent_assets.infra.url_video import VideoFetchError, ingest_url_video
+
+__all__ = [
+    "RunOutcome",
+    "first_failure",
+    "first_failure_with_kind",
+    "process_partition",
+    "process_url",
+    "record_failed_run",
+    "run_failure_message",
+    "update_registry_in_process",
+]
 
 #: What fetching a video URL can fail with, and the error kind each is (failures.py).
 FETCH_ERRORS = (UrlRefusedError, UrlFetchError, PlaylistError, VideoFetchError)
@@ -48,36 +63,6 @@ class RunOutcome:
     # The video succeeded but the registry update after it failed (the manifest then has no
     # talent ids until the next update): its one-line reason.
     registry_message: str = ""
-
-
-def first_failure_with_kind(events: list[Any]) -> tuple[str, str]:
-    """(one-line reason, error kind) of the first failed step among a run's Dagster events."""
-    for event in events:
-        if event.is_step_failure and event.step_failure_data is not None:
-            error = event.step_failure_data.error
-            user = event.step_failure_data.user_failure_data
-            if user is not None and user.description:
-                kind = user.metadata.get(ERROR_KIND_KEY) if user.metadata else None
-                kind_text = str(getattr(kind, "value", kind or "internal"))
-                return user.description.splitlines()[0], kind_text
-            if error is not None:
-                # Unwrap Dagster's "Error occurred while executing op" to the user's cause.
-                # After retries the last failure is a RetryRequestedFromPolicy wrapping it.
-                while error.cause is not None and (
-                    error.message.startswith("dagster._core.errors.")
-                    or error.cls_name == "RetryRequestedFromPolicy"
-                ):
-                    error = error.cause
-                return error.message.strip().splitlines()[0], "internal"
-    for event in events:
-        if event.event_type_value == "PIPELINE_FAILURE" and event.message:
-            return event.message.splitlines()[0], "internal"
-    return "the run failed", "internal"
-
-
-def first_failure(events: list[Any]) -> str:
-    """The one-line reason of the first failed step among a run's Dagster events."""
-    return first_failure_with_kind(events)[0]
 
 
 def process_partition(
@@ -207,9 +192,3 @@ def _execute(resources: dict[str, Any], job_name: str, **kwargs: Any) -> Any:
         warnings.simplefilter("ignore")
         job = _definitions(resources).resolve_job_def(job_name)
         return job.execute_in_process(raise_on_error=False, **kwargs)
-
-
-def run_failure_message(instance: DagsterInstance, run_id: str) -> str:
-    """The one-line reason a finished run (e.g. one the sensor launched) failed."""
-    events = [e.dagster_event for e in instance.all_logs(run_id) if e.dagster_event]
-    return first_failure(events)

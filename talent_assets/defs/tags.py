@@ -29,3 +29,6 @@ def video_run_tags(key: str, video_id: str) -> dict[str, str]:
 WEBHOOK_URL_TAG = "talent/webhook_url"
 #: The URL a video was fetched from (``talent process https://...``, the API's ``url``).
 SOURCE_URL_TAG = "talent/url"
+#: The outcome of the run's completion webhook (docs/webhooks.md), written by
+#: ``talent_webhook_sensor``.
+WEBHOOK_TAG = "talent/webhook"

@@ -61,6 +61,7 @@ from talent_assets.core.webhooks import (
     encode_event,
     settle,
 )
+from talent_assets.defs.failures import run_failure_message
 from talent_assets.defs.jobs import process_video_job
 from talent_assets.defs.resources import TalentStorage
 from talent_assets.defs.tags import (
@@ -68,14 +69,13 @@ from talent_assets.defs.tags import (
     SOURCE_KEY_TAG,
     SOURCE_URL_TAG,
     VIDEO_TAG,
+    WEBHOOK_TAG,
     WEBHOOK_URL_TAG,
 )
 from talent_assets.infra.settings import Settings
 from talent_assets.infra.webhook_delivery import attempt
 
 SENSOR_NAME = "talent_webhook_sensor"
-#: The run tag where each delivery's outcome is recorded.
-WEBHOOK_TAG = "talent/webhook"
 # Dagster's tag on a failed run that its run retries will re-execute.
 WILL_RETRY_TAG = "dagster/will_retry"
 # A canceled run is a failure to the caller, as in the API's status ("the run was canceled").
@@ -219,7 +219,7 @@ def _new_delivery(
     elif run.status == DagsterRunStatus.CANCELED:
         fields["error"] = CANCELED_REASON
     else:
-        fields["error"] = run_failure_reason(context.instance, run.run_id)
+        fields["error"] = run_failure_message(context.instance, run.run_id)
     payload = build_event(
         event=event,  # type: ignore[arg-type]
         video_id=video_id,
@@ -262,33 +262,6 @@ def _published(
     except Exception as error:  # the event still goes out, without the count
         context.log.warning(f"no people count for run {run.run_id}: {error!r}"[:300])
         return None, None
-
-
-def run_failure_reason(instance: DagsterInstance, run_id: str) -> str:
-    """The one-line reason a run failed: the first failed step's ``Failure`` description or
-    error, unwrapped from Dagster's wrappers.
-
-    The same rule as ``apps/runner.py``'s ``run_failure_message``, which this layer may not
-    import; a test checks that the two agree on a real failed run.
-    """
-    events = [e.dagster_event for e in instance.all_logs(run_id) if e.dagster_event]
-    for event in events:
-        if event.is_step_failure and event.step_failure_data is not None:
-            user = event.step_failure_data.user_failure_data
-            if user is not None and user.description:
-                return user.description.splitlines()[0]
-            error = event.step_failure_data.error
-            if error is not None:
-                while error.cause is not None and (
-                    error.message.startswith("dagster._core.errors.")
-                    or error.cls_name == "RetryRequestedFromPolicy"
-                ):
-                    error = error.cause
-                return error.message.strip().splitlines()[0]
-    for event in events:
-        if event.event_type_value == "PIPELINE_FAILURE" and event.message:
-            return event.message.splitlines()[0]
-    return "the run failed"
 
 
 def _attempt_all(

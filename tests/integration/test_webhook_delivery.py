@@ -44,9 +44,10 @@ from talent_assets.defs.tags import (
     PARTITION_TAG,
     SOURCE_KEY_TAG,
     VIDEO_TAG,
+    WEBHOOK_TAG,
     WEBHOOK_URL_TAG,
 )
-from talent_assets.defs.webhook_sensor import WEBHOOK_TAG, build_webhook_sensor
+from talent_assets.defs.webhook_sensor import build_webhook_sensor
 from talent_assets.infra.settings import Settings
 from talent_assets.infra.webhook_delivery import deliver
 from tests.support.pipeline import manifest_of, run_key, upload
