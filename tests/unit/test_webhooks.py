@@ -198,15 +198,18 @@ def test_the_cursor_round_trips_and_unreadable_cursors_start_afresh() -> None:
         assert WebhookCursor.parse(raw) is None
 
 
-def _doc_snippet() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)
-    assert blocks, "docs/webhooks.md has no Python snippet"
-    return blocks[0]
+def _doc_snippet(doc: Path) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.DOTALL)
+    verifiers = [b for b in blocks if "def verify_signature" in b]
+    assert verifiers, f"{doc.name} has no Python verify_signature snippet"
+    return verifiers[0]
 
 
-def test_the_receivers_snippet_in_the_docs_verifies_what_we_send() -> None:
-    """The copy-paste verifier of docs/webhooks.md agrees with the sender, stdlib only."""
-    snippet = _doc_snippet()
+@pytest.mark.parametrize("doc", [DOC, DOC.parents[1] / "README.md"], ids=lambda p: p.name)
+def test_the_receivers_snippet_in_the_docs_verifies_what_we_send(doc: Path) -> None:
+    """The copy-paste verifiers of docs/webhooks.md and the README agree with the sender,
+    stdlib only."""
+    snippet = _doc_snippet(doc)
     imports = set(re.findall(r"^\s*(?:import|from) (\w+)", snippet, re.MULTILINE))
     assert imports <= {"hashlib", "hmac", "time"}, imports
     namespace: dict = {}
