@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import select
 import threading
 
 import pytest
@@ -143,6 +144,17 @@ def test_renderer_on_a_pipe_writes_a_plain_line_every_10_s_and_the_last() -> Non
     assert "\r" not in stream.getvalue()
 
 
+def _read_all(fd: int, wait_s: float = 0.2) -> str:
+    """Everything written to the terminal so far (a pty hands it out in pieces)."""
+    data = b""
+    while select.select([fd], [], [], wait_s)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode()
+
+
 def test_renderer_on_a_terminal_redraws_one_line_in_place() -> None:
     """A real pseudo-terminal: the renderer sees a TTY and redraws with carriage returns."""
     leader, follower = pty.openpty()
@@ -151,10 +163,12 @@ def test_renderer_on_a_terminal_redraws_one_line_in_place() -> None:
         with open(follower, "w", closefd=False) as tty:
             renderer = ProgressRenderer(tty, clock=clock)
             assert renderer.tty and renderer.interval_s == 0.2
+            written = ""
             for done in range(0, 51):
                 clock.now = 100.0 + done / 4  # 4 frames per second: 12.5 s in all
                 renderer(done, 50)
-        written = os.read(leader, 65536).decode()
+                written += _read_all(leader, 0.01)  # as a terminal would: never let it fill
+        written += _read_all(leader)
     finally:
         os.close(leader)
         os.close(follower)
