@@ -41,6 +41,7 @@ def process_video(
     # A video fetched from a URL for a local run (--out) lives here until the run is over.
     with tempfile.TemporaryDirectory(prefix="talent-url-") as workdir:
         key, storage, outcome = _run_source(source, settings, out, instance, Path(workdir))
+    _send_webhook(instance, settings, storage, outcome.run_id)
     if not outcome.success:
         raise CliError(outcome.message)
     if outcome.registry_message:
@@ -78,6 +79,15 @@ def _run_source(
         tags=tags,
     )  # fmt: skip
     return key, storage, outcome
+
+
+def _send_webhook(instance: Any, settings: Any, storage: Any, run_id: str) -> None:
+    """``TALENT_WEBHOOK_URL``'s event for this run, unless a daemon on the instance sends it."""
+    from talent_assets.apps.webhook_fallback import deliver_without_daemon
+
+    record = deliver_without_daemon(instance, settings, storage, run_id)
+    if record:
+        print(f"talent: webhook {record}", file=sys.stderr)
 
 
 def _settings_for(source: str, sample_fps: float | None) -> Any:

@@ -139,7 +139,9 @@ def evaluate_webhook_tick(
     after, found = _finished_runs(instance, cursor.after)
     pending = [*cursor.pending]
     for run, event, occurred_at in found:
-        delivery = _new_delivery(context, storage, settings, run, event, occurred_at)
+        delivery = delivery_for_run(
+            instance, storage, settings, run, event, occurred_at, log=context.log
+        )
         if delivery is not None:
             pending.append(delivery)
     due = [p for p in pending if p.due_at <= now][:MAX_ATTEMPTS_PER_TICK]
@@ -198,28 +200,31 @@ def _finished_runs(
     ]
 
 
-def _new_delivery(
-    context: SensorEvaluationContext,
+def delivery_for_run(
+    instance: DagsterInstance,
     storage: TalentStorage,
     settings: Settings,
     run: DagsterRun,
     event: str,
     occurred_at: float,
+    *,
+    log: Any,
 ) -> PendingDelivery | None:
-    """The delivery for one finished run, or None when it gets no webhook."""
-    if not _webhook_url(run, settings):
+    """The delivery for one finished run, or None when it gets no webhook (``log``: where a
+    missing people count is warned about)."""
+    if not webhook_url_for(run, settings):
         return None
     if event == FAILED and run.tags.get(WILL_RETRY_TAG) == "true":
-        _record(context.instance, run.run_id, "not sent: Dagster retries this run")
+        _record(instance, run.run_id, "not sent: Dagster retries this run")
         return None
     video_id = run.tags.get(VIDEO_TAG) or run.tags.get(PARTITION_TAG) or ""
     fields: dict[str, Any] = {}
     if event == SUCCEEDED:
-        fields["people"], fields["manifest"] = _published(context, storage, run, video_id)
+        fields["people"], fields["manifest"] = _published(log, storage, run, video_id)
     elif run.status == DagsterRunStatus.CANCELED:
         fields["error"] = CANCELED_REASON
     else:
-        fields["error"] = run_failure_message(context.instance, run.run_id)
+        fields["error"] = run_failure_message(instance, run.run_id)
     payload = build_event(
         event=event,  # type: ignore[arg-type]
         video_id=video_id,
@@ -231,7 +236,7 @@ def _new_delivery(
     return PendingDelivery(run.run_id, event, encode_event(payload))
 
 
-def _webhook_url(run: DagsterRun, settings: Settings) -> str | None:
+def webhook_url_for(run: DagsterRun, settings: Settings) -> str | None:
     """The run's own URL (set by the API per request) wins over ``TALENT_WEBHOOK_URL``."""
     return run.tags.get(WEBHOOK_URL_TAG) or settings.webhook_url
 
@@ -244,7 +249,7 @@ def _source(run: DagsterRun, bucket: str) -> str | None:
 
 
 def _published(
-    context: SensorEvaluationContext, storage: TalentStorage, run: DagsterRun, video_id: str
+    log: Any, storage: TalentStorage, run: DagsterRun, video_id: str
 ) -> tuple[int | None, str | None]:
     """(people found, manifest location) of a succeeded run: from its manifest, else (a run
     without the source key tag, e.g. launched from the UI) the ``selected_frames`` rows."""
@@ -260,7 +265,7 @@ def _published(
         table = storage.tables().read("selected_frames", video_id) if video_id else None
         return (table.num_rows if table is not None else None), None
     except Exception as error:  # the event still goes out, without the count
-        context.log.warning(f"no people count for run {run.run_id}: {error!r}"[:300])
+        log.warning(f"no people count for run {run.run_id}: {error!r}"[:300])
         return None, None
 
 
@@ -279,7 +284,7 @@ def _attempt_all(
 
     def one(delivery: PendingDelivery) -> AttemptOutcome:
         run = runs.get(delivery.run_id)
-        url = _webhook_url(run, settings) if run is not None else None
+        url = webhook_url_for(run, settings) if run is not None else None
         if not url:
             return AttemptOutcome(error="no webhook URL any more", refused=True)
         return attempt(url, delivery, settings.webhook_secret, allow, policy.timeout_s)
@@ -289,4 +294,5 @@ def _attempt_all(
 
 
 def _record(instance: DagsterInstance, run_id: str, line: str) -> None:
+    """The delivery's outcome on the run, as the ``talent/webhook`` tag."""
     instance.add_run_tags(run_id, {WEBHOOK_TAG: line})

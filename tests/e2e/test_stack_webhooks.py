@@ -6,53 +6,22 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from talent_assets.apps.runner import run_failure_message
-from talent_assets.core.webhooks import verify_signature
-from talent_assets.defs.webhook_sensor import WEBHOOK_TAG
+from talent_assets.defs.tags import WEBHOOK_TAG
 from talent_assets.devstack.stack import LocalStack, wait_for_runs
 from talent_assets.infra.s3 import bucket_store
 from talent_assets.infra.settings import Settings
+from tests.support.webhook_receiver import Receiver, serve_receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 SECRET = secrets.token_urlsafe(24)
-
-
-@contextmanager
-def _receiver() -> Iterator[tuple[str, list[tuple[dict, bool]]]]:
-    """(URL, [(event, signature valid)]): a receiver that checks signatures and answers 200."""
-    received: list[tuple[dict, bool]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            valid = verify_signature(SECRET, self.headers.get("Talent-Signature", ""), body)
-            received.append((json.loads(body), valid))
-            self.send_response(200 if valid else 401)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/talent-events", received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _wait_for(condition, timeout_s: float, what: str) -> None:
@@ -65,7 +34,9 @@ def _wait_for(condition, timeout_s: float, what: str) -> None:
 def test_the_daemon_posts_signed_events_for_a_good_and_a_bad_video(
     tmp_path: Path, three_person, bad_inputs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with _receiver() as (url, received):
+    receiver = Receiver(lambda n, headers, body: 200, secret=SECRET)
+    with serve_receiver(receiver):
+        url, received = receiver.url, receiver.requests
         # The stack passes its environment on to dagster dev, hence to the daemon's sensor.
         monkeypatch.setenv("TALENT_WEBHOOK_URL", url)
         monkeypatch.setenv("TALENT_WEBHOOK_SECRET", SECRET)
@@ -102,8 +73,8 @@ def test_the_daemon_posts_signed_events_for_a_good_and_a_bad_video(
                 tags = {k: instance.get_run_by_id(r.run_id).tags for k, r in runs.items()}  # type: ignore[union-attr]
                 reason = run_failure_message(instance, runs[bad].run_id)
 
-    events = {event["event"]: event for event, _ in received}
-    assert len(received) == 2 and all(valid for _, valid in received)
+    events = {event["event"]: event for event in receiver.bodies()}
+    assert len(received) == 2 and all(valid for _, _, valid in received)
     succeeded, failed = events["video.succeeded"], events["video.failed"]
     assert succeeded["run_id"] == runs[good].run_id
     assert succeeded["source"] == f"s3://talent/{good}"

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -51,6 +48,7 @@ from talent_assets.defs.webhook_sensor import build_webhook_sensor
 from talent_assets.infra.settings import Settings
 from talent_assets.infra.webhook_delivery import deliver
 from tests.support.pipeline import manifest_of, run_key, upload
+from tests.support.webhook_receiver import Receiver, serve_receiver
 
 SECRET = "whsec-integration-Zk81"
 LOOPBACK = UrlAllowList.parse("127.0.0.1")
@@ -59,81 +57,32 @@ LOOPBACK = UrlAllowList.parse("127.0.0.1")
 FAST = RetryPolicy(max_attempts=3, first_delay_s=0.05, factor=2.0, timeout_s=0.5)
 
 
-@dataclass
-class Receiver:
-    """A webhook receiver on loopback; ``answer(request_number, headers, body)`` picks the
-    status (None: never answer)."""
-
-    answer: Callable[[int, dict[str, str], bytes], int | None]
-    secret: str | None = None
-    requests: list[tuple[dict[str, str], bytes, bool]] = field(default_factory=list)
-    url: str = ""
-    released: threading.Event = field(default_factory=threading.Event)
-
-    def bodies(self) -> list[dict]:
-        return [json.loads(body) for _, body, _ in self.requests]
-
-
-@contextmanager
-def _serve(receiver: Receiver) -> Iterator[Receiver]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            headers = dict(self.headers.items())
-            verified = bool(receiver.secret) and verify_signature(
-                receiver.secret or "", headers.get("Talent-Signature", ""), body
-            )
-            receiver.requests.append((headers, body, verified))
-            status = receiver.answer(len(receiver.requests), headers, body)
-            if status is None:  # accept, then say nothing until the test ends
-                receiver.released.wait(30)
-                return
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/T0/B0/secret-path"
-    try:
-        yield receiver
-    finally:
-        receiver.released.set()
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def verifying() -> Iterator[Receiver]:
     """200 for a valid signature, 401 otherwise."""
     receiver = Receiver(lambda n, h, b: None, secret=SECRET)
     receiver.answer = lambda n, h, b: 200 if receiver.requests[n - 1][2] else 401
-    with _serve(receiver) as served:
+    with serve_receiver(receiver) as served:
         yield served
 
 
 @pytest.fixture
 def flaky() -> Iterator[Receiver]:
     """503, 503, then 200."""
-    with _serve(Receiver(lambda n, h, b: 503 if n <= 2 else 200, secret=SECRET)) as served:
+    with serve_receiver(Receiver(lambda n, h, b: 503 if n <= 2 else 200, secret=SECRET)) as served:
         yield served
 
 
 @pytest.fixture
 def silent() -> Iterator[Receiver]:
     """Accepts every connection and request, never answers."""
-    with _serve(Receiver(lambda n, h, b: None)) as served:
+    with serve_receiver(Receiver(lambda n, h, b: None)) as served:
         yield served
 
 
 @pytest.fixture
 def rejecting() -> Iterator[Receiver]:
-    with _serve(Receiver(lambda n, h, b: 404)) as served:
+    with serve_receiver(Receiver(lambda n, h, b: 404)) as served:
         yield served
 
 
@@ -368,7 +317,7 @@ def test_the_runs_own_url_wins_and_is_guarded(
     metadata_url = "http://169.254.169.254/latest/meta-data/"
     refused = _finished_run(dagster_instance, "success", {WEBHOOK_URL_TAG: metadata_url})
     own = Receiver(lambda n, h, b: 204)
-    with _serve(own) as receiver:
+    with serve_receiver(own) as receiver:
         routed = _finished_run(dagster_instance, "success", {WEBHOOK_URL_TAG: receiver.url})
         _tick(dagster_instance, settings, cursor)
     assert verifying.requests == []  # neither went to TALENT_WEBHOOK_URL

@@ -22,6 +22,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from talent_assets.apps.api.errors import one_line
 from talent_assets.apps.runner import RunOutcome, process_partition, process_url
+from talent_assets.apps.webhook_fallback import deliver_without_daemon
 from talent_assets.defs.resources import build_resources
 from talent_assets.infra.settings import Settings
 
@@ -83,6 +84,9 @@ class RunQueue:
             max_workers=max_concurrent, thread_name_prefix="talent-run"
         )
         self._lock = threading.Lock()
+        # Completion webhooks when no daemon delivers them: apart from the run slots, so that
+        # a receiver being retried neither delays the answer nor holds a slot.
+        self._notifier = ThreadPoolExecutor(max_workers=2, thread_name_prefix="talent-webhook")
         self._workers = self._new_workers()
         self._video_locks: dict[str, threading.Lock] = {}
         self._latest: dict[str, Submission] = {}
@@ -116,6 +120,7 @@ class RunQueue:
         # Let started runs finish (a run killed mid-way stays STARTED in the instance for
         # ever); drop queued ones, which never created a Dagster run.
         self._slots.shutdown(wait=True, cancel_futures=True)
+        self._notifier.shutdown(wait=True)
         with self._lock:
             self._workers.shutdown(wait=True)
 
@@ -129,6 +134,7 @@ class RunQueue:
             video_lock = self._video_locks.setdefault(request.video_id, threading.Lock())
         with video_lock:
             outcome = self._run_in_worker(request)
+        self._notifier.submit(self._notify, outcome.run_id)
         if not outcome.success:
             log.warning(
                 "run %s for video %s failed: %s", request.run_id, request.video_id, outcome.message
@@ -152,6 +158,16 @@ class RunQueue:
             return RunOutcome(
                 False, run_id, f"the run could not be started: {one_line(err)}", "internal"
             )
+
+    def _notify(self, run_id: str) -> None:
+        try:
+            storage = build_resources(self.settings)["storage"]
+            record = deliver_without_daemon(self.instance, self.settings, storage, run_id)
+        except Exception:  # a webhook must never take the API down
+            log.exception("the completion webhook of run %s could not be sent", run_id)
+            return
+        if record:
+            log.info("webhook for run %s: %s", run_id, record)
 
     def _replace_broken(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
