@@ -2,7 +2,8 @@
 
 Called by ``talent forget`` (``infra/curation.forget_talent``) for every video in which the
 talent appears, under the registry's lease. The outputs go first (others' stills
-pixelated, the contact sheet and manifest rewritten, the person's images deleted) and the
+and the representative frames pixelated, the contact sheet and manifest rewritten, the
+person's images deleted) and the
 tables last: until then the tables still name the person, so a forget that stopped half-way
 finds the same work when run again, and each step is idempotent.
 """
@@ -18,9 +19,15 @@ import pyarrow.compute as pc
 
 from talent_assets.core.erasure import crop_margin, faces_to_erase, hide_faces
 from talent_assets.core.images import contact_sheet, crop_face, decode_image, encode_jpeg
-from talent_assets.core.manifest import CONTACT_SHEET_NAME, MANIFEST_NAME
+from talent_assets.core.manifest import (
+    CONTACT_SHEET_NAME,
+    MANIFEST_NAME,
+    representative_frame_key,
+)
 from talent_assets.core.objects import ObjectNotFoundError
+from talent_assets.core.representative_frames import frames_from_table
 from talent_assets.core.talent_frames import JPEG, cluster_rows_for_faces, sheet_label
+from talent_assets.infra.representative_staging import read_staged, stage_representative
 from talent_assets.infra.storage import ObjectStore
 from talent_assets.infra.warehouse import Warehouse
 
@@ -57,6 +64,7 @@ def erase_people(
     hidden = _hide_in_kept_frames(outputs, kept.to_pylist(), boxes_by_frame)
     if len(selected):
         folder = selected["s3_key"][0].as_py().rsplit("/", 1)[0] + "/"
+        hidden += _hide_in_representative_frames(outputs, folder, boxes_by_frame)
         _rewrite_sheet_and_manifest(outputs, folder, kept.to_pylist(), people)
     files = [k for r in removed for k in (r["s3_key"], r["face_s3_key"])]
     outputs.delete(files)
@@ -128,6 +136,35 @@ def _hide_in_kept_frames(
         outputs.put_bytes(row["s3_key"], encode_jpeg(frame), JPEG)
         outputs.put_bytes(row["face_s3_key"], encode_jpeg(crop_face(frame, bbox, margin)), JPEG)
         hidden += 1
+    return hidden
+
+
+def _hide_in_representative_frames(
+    outputs: ObjectStore, folder: str, boxes_by_frame: dict[int, np.ndarray]
+) -> int:
+    """Pixelate the erased faces in the representative frames (``frame_<nn>.jpg``) and in
+    their staged copies, from which a re-run of ``selected_frames`` would publish them."""
+    staged = read_staged(outputs, folder)
+    if staged is None or not staged.num_rows:
+        return 0
+    frames = frames_from_table(staged)  # in time order: frame_00, frame_01, ...
+    hidden = 0
+    jpegs = []
+    for index, frame in enumerate(frames):
+        boxes = boxes_by_frame.get(frame.frame_index)
+        if boxes is None or not len(boxes):
+            jpegs.append(frame.jpeg)
+            continue
+        image = decode_image(frame.jpeg)
+        jpeg = encode_jpeg(hide_faces(image, boxes)) if image is not None else frame.jpeg
+        outputs.put_bytes(representative_frame_key(folder, index), jpeg, JPEG)
+        jpegs.append(jpeg)
+        hidden += 1
+    if hidden:
+        ordered = staged.sort_by("timestamp_s")
+        column = ordered.schema.get_field_index("jpeg")
+        rewritten = ordered.set_column(column, "jpeg", pa.array(jpegs, pa.binary()))
+        stage_representative(outputs, folder, rewritten)
     return hidden
 
 

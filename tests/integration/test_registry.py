@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -285,8 +286,11 @@ def test_forget_erases_the_person_everywhere_and_keeps_everyone_else(
     b_before = next(r for r in manifests(out)["bc"]["results"] if r["talent_name"] is None)
 
     said = talent("forget", c_id, "--out", str(out))
-    # B's only still in bc is the shot it shares with C: C is pixelated there.
-    assert said.startswith(f"forgot {c_id}: 2 people in 2 videos") and "hidden in 1 other" in said
+    # B's only still in bc is the shot it shares with C: C is pixelated there, and in the
+    # representative frames (frame_<nn>.jpg) of ac and bc that show C.
+    assert said.startswith(f"forgot {c_id}: 2 people in 2 videos")
+    hidden = re.search(r"hidden in (\d+) other frames", said)
+    assert hidden and int(hidden[1]) >= 2, said
 
     assert c_id not in {t["talent_id"] for t in talents(out)}
     results = [r for m in manifests(out).values() for r in m["results"]]
@@ -297,6 +301,14 @@ def test_forget_erases_the_person_everywhere_and_keeps_everyone_else(
     for image_path in (out / "processed").rglob("*.jpg"):
         faces = engine.analyse([SampledFrame(0, 0.0, cv2.imread(str(image_path)), 1.0)])
         assert all(float(f.embedding @ reference) < 0.35 for f in faces), image_path
+    # Nor do the staged representative frames, which a re-run of selected_frames publishes.
+    staged = list((out / "processed").rglob("representative_frames.parquet"))
+    assert len(staged) == 3
+    for path in staged:
+        for jpeg in pq.read_table(path)["jpeg"].to_pylist():
+            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            faces = engine.analyse([SampledFrame(0, 0.0, image, 1.0)])
+            assert all(float(f.embedding @ reference) < 0.35 for f in faces), path
     events = pq.read_table(out / "warehouse/talent_events").to_pylist()
     assert "Charles Babbage" not in json.dumps(events, default=str)
     assert [e["event"] for e in events if e["talent_id"] == c_id][-1] == "forget"
