@@ -177,7 +177,11 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
     if args.source.startswith("s3://") or args.out is None:
         use_running_stack()
-    manifest = process_video(args.source, out=args.out, sample_fps=args.sample_fps)
+    from talent_assets.apps.progress import show_progress
+
+    # stderr only: a bar on a terminal, a line every 10 s otherwise; stdout stays the result.
+    with show_progress():
+        manifest = process_video(args.source, out=args.out, sample_fps=args.sample_fps)
     if args.json:
         print(json.dumps(manifest, indent=2))
     else:

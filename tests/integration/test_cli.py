@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,8 @@ def test_process_local_file_to_folder_prints_the_manifest(
     proc = _run(["process", str(path), "--out", str(out), "--json"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads(proc.stdout)  # stdout is exactly the manifest
+    # Progress goes to stderr (not a terminal here: plain lines, at least the final one).
+    assert re.search(r"^talent: decoded 16/16 frames \(100%\), \d+ s elapsed$", proc.stderr, re.M)
     folder = out / "processed" / "three_person"
     assert json.loads((folder / "manifest.json").read_text()) == manifest
     assert manifest["people_found"] == 3
