@@ -40,7 +40,7 @@ class Submission:
 
 
 @dataclass(frozen=True)
-class RunRequest:
+class QueuedRun:
     """What a worker process needs to run one video."""
 
     video_id: str
@@ -50,7 +50,7 @@ class RunRequest:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def run_in_worker(settings: Settings, instance_ref: InstanceRef, request: RunRequest) -> RunOutcome:
+def run_in_worker(settings: Settings, instance_ref: InstanceRef, request: QueuedRun) -> RunOutcome:
     """Run one video in a worker process, recording it in the API's instance."""
     resources = build_resources(settings)
     with DagsterInstance.from_ref(instance_ref) as instance:
@@ -103,7 +103,7 @@ class RunQueue:
         given; ``tags`` added to the run's); returns at once with its run id."""
         # The id is chosen here, not by Dagster, so a 202 can name the run before it starts.
         run_id = str(uuid.uuid4())
-        request = RunRequest(video_id, key, run_id, url, dict(tags or {}))
+        request = QueuedRun(video_id, key, run_id, url, dict(tags or {}))
         future = self._slots.submit(self._run, request)
         submission = Submission(video_id, key, run_id, future)
         with self._lock:
@@ -129,7 +129,7 @@ class RunQueue:
             max_workers=self._max_concurrent, mp_context=multiprocessing.get_context("spawn")
         )
 
-    def _run(self, request: RunRequest) -> RunOutcome:
+    def _run(self, request: QueuedRun) -> RunOutcome:
         with self._lock:
             video_lock = self._video_locks.setdefault(request.video_id, threading.Lock())
         with video_lock:
@@ -141,7 +141,7 @@ class RunQueue:
             )
         return outcome
 
-    def _run_in_worker(self, request: RunRequest) -> RunOutcome:
+    def _run_in_worker(self, request: QueuedRun) -> RunOutcome:
         run_id, video_id = request.run_id, request.video_id
         with self._lock:
             workers = self._workers
