@@ -23,12 +23,14 @@ parts, as in compose.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -53,12 +55,25 @@ CODE_MODULE = "talent_assets.definitions"
 #: The services in the order they start (the code server first: the others load from it).
 SERVICES = ("code", "webserver", "daemon")
 CODE_READY_TIMEOUT_S = 180.0
+DAEMON_READY_TIMEOUT_S = 120.0
+#: The repository a ``Definitions`` object becomes.
+REPOSITORY_NAME = "__repository__"
 #: The compose file's settings: its ports, and the concurrency its dagster.yaml allows.
 COMPOSE_HOST = "0.0.0.0"
 COMPOSE_PORTS = {"code": 4000, "webserver": 3000}
 COMPOSE_DAGSTER_HOME = "/opt/dagster/dagster_home"
 COMPOSE_CODE_HOST = "code"  # the code server's service name on the compose network
 COMPOSE_MAX_CONCURRENT_VIDEOS = 1
+
+
+_SENSOR_QUERY = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
+  __typename ... on Sensor { id } ... on PythonError { message } } }"""
+_STOP_SENSOR = """mutation($id: String!) { stopSensor(id: $id) { __typename
+  ... on StopSensorMutationResult { instigationState { status } }
+  ... on PythonError { message } } }"""
+
+_DAEMON_HEALTH = """{ instance { daemonHealth { allDaemonStatuses {
+  daemonType required lastHeartbeatTime } } } }"""
 
 
 def service_commands(host: str, ports: dict[str, int], workspace: str) -> dict[str, list[str]]:
@@ -115,9 +130,11 @@ class ProductionServices:
         credentials: tuple[str, str] | None = None,
         monitoring: RunMonitoring | None = None,
         extra_env: dict[str, str] | None = None,
+        stopped_sensors: tuple[str, ...] = (),
     ) -> None:
         """Configure (not start). ``extra_env`` is added to the code server's environment
-        (the pipeline's settings, e.g. ``TALENT_SAMPLE_FPS``)."""
+        (the pipeline's settings, e.g. ``TALENT_SAMPLE_FPS``). ``stopped_sensors`` are
+        stopped through the webserver before the daemon first starts (:meth:`stop_sensor`)."""
         self.settings = Settings.from_env()
         self.root = Path(root).resolve()
         self.bucket = bucket
@@ -126,6 +143,7 @@ class ProductionServices:
         self.credentials = credentials
         self.monitoring = monitoring or RunMonitoring()
         self.extra_env = dict(extra_env or {})
+        self.stopped_sensors = tuple(stopped_sensors)
         self.postgres = LocalPostgres(self.root / "postgres")
         self.s3: LocalS3Server | None = None
         self.ports: dict[str, int] = {}
@@ -196,6 +214,9 @@ class ProductionServices:
             self.argv = service_commands("127.0.0.1", self.ports, str(self.workspace_path))
             self.log_path("code").parent.mkdir(parents=True, exist_ok=True)
             for name in SERVICES:
+                if name == "daemon":
+                    for sensor in self.stopped_sensors:
+                        self.stop_sensor(sensor)
                 self.restart(name)
             return self
         except BaseException:
@@ -204,7 +225,7 @@ class ProductionServices:
 
     def restart(self, name: str) -> None:
         """(Re)start service ``name`` with its argv and port; return once it serves (the
-        daemon: once started)."""
+        daemon: once each of its daemons has beaten)."""
         if name in self.procs and self.procs[name].poll() is None:
             raise StackError(f"{name} is still running; kill or stop it first")
         executable = str(Path(sys.executable).with_name(self.argv[name][0]))
@@ -226,6 +247,8 @@ class ProductionServices:
             self._wait_for_code_server()
         elif name == "webserver":
             wait_for_http(f"{self.ui_url}/server_info", self.procs[name], name, self.log_path(name))
+        else:
+            self._wait_for_daemon(time.time())
 
     def _wait_for_code_server(self) -> None:
         from dagster._grpc.client import DagsterGrpcClient
@@ -242,6 +265,50 @@ class ProductionServices:
                     return
             time.sleep(0.5)
         raise StackError(f"the code server did not serve within {CODE_READY_TIMEOUT_S:.0f} s")
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The ``data`` of a GraphQL request to the webserver (errors raise)."""
+        request = urllib.request.Request(
+            f"{self.ui_url}/graphql",
+            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            reply = json.loads(response.read())
+        if reply.get("errors"):
+            raise StackError(f"GraphQL errors: {reply['errors']}")
+        return reply["data"]
+
+    def stop_sensor(self, name: str) -> None:
+        """Stop sensor ``name`` of the code location as the UI's toggle does (GraphQL
+        ``stopSensor``); the stopped state is stored in the instance, so it outlives
+        restarts of the daemon and the code server, whatever the sensor's default status."""
+        selector = {"repositoryLocationName": LOCATION_NAME,
+                    "repositoryName": REPOSITORY_NAME, "sensorName": name}  # fmt: skip
+        found = self.graphql(_SENSOR_QUERY, {"selector": selector})["sensorOrError"]
+        if "id" not in found:
+            raise StackError(f"no sensor {name}: {found}")
+        stopped = self.graphql(_STOP_SENSOR, {"id": found["id"]})["stopSensor"]
+        status = (stopped.get("instigationState") or {}).get("status")
+        if status != "STOPPED":
+            raise StackError(f"sensor {name} did not stop: {stopped}")
+
+    def _wait_for_daemon(self, since: float) -> None:
+        """Until every daemon the instance requires has a heartbeat newer than ``since``
+        (as the webserver's daemon health shows); fail early, naming the log, if it exits."""
+        deadline = time.monotonic() + DAEMON_READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            proc = self.procs["daemon"]
+            if proc.poll() is not None:
+                raise StackError(
+                    f"the daemon exited with code {proc.returncode}; see {self.log_path('daemon')}"
+                )
+            statuses = self.graphql(_DAEMON_HEALTH)["instance"]["daemonHealth"]
+            required = [s for s in statuses["allDaemonStatuses"] if s["required"]]
+            if required and all((s["lastHeartbeatTime"] or 0) > since for s in required):
+                return
+            time.sleep(0.5)
+        raise StackError(f"the daemon did not beat within {DAEMON_READY_TIMEOUT_S:.0f} s")
 
     def kill(self, name: str) -> None:
         """SIGKILL service ``name`` and its process group, as a crashed container."""

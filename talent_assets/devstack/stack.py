@@ -186,6 +186,11 @@ class RunMonitoring:
     # 0 = no limit. A lost STARTED run is only found by this with the DefaultRunLauncher.
     max_runtime_s: int = 3600
     poll_interval_s: int = 30
+    # The run queue's pace (written only with monitoring, i.e. for the separate services).
+    # The daemon looks at the queue every ``dequeue_interval_s`` (Dagster's default: 5). With
+    # the DefaultRunLauncher a launch waits until the run's new process has imported the
+    # code (seconds), so runs dequeued together are launched in threads, not one by one.
+    dequeue_interval_s: int = 5
 
 
 def dagster_yaml(
@@ -211,7 +216,7 @@ def dagster_yaml(
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
-{_USER_CODE_RETRIES_YAML if monitoring else ""}concurrency:
+{_run_queue_yaml(monitoring) if monitoring else ""}concurrency:
   runs:
     max_concurrent_runs: {limit * 2 + 1}
     tag_concurrency_limits:
@@ -237,12 +242,15 @@ telemetry:
     return text + (POSTGRES_STORAGE_YAML if postgres else "")
 
 
-# A run dequeued while its code server restarts would otherwise fail at launch (and only a
-# run retry would bring it back); requeued, it simply waits for the server.
-_USER_CODE_RETRIES_YAML = """\
+def _run_queue_yaml(monitoring: RunMonitoring) -> str:
+    # A run dequeued while its code server restarts would otherwise fail at launch (and only
+    # a run retry would bring it back); requeued, it simply waits for the server.
+    return f"""\
   config:
     max_user_code_failure_retries: 5
     user_code_failure_retry_delay: 10
+    dequeue_interval_seconds: {monitoring.dequeue_interval_s}
+    dequeue_use_threads: true
 """
 
 

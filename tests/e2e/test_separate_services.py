@@ -183,6 +183,8 @@ def test_a_video_runs_through_the_separate_services(services, three_person) -> N
     # Each service is its own process, none a child of another, running the expected argv.
     pids = {name: services.pid(name) for name in ("code", "webserver", "daemon")}
     for name, pid in pids.items():
+        # An exited service is a zombie with an empty cmdline: say so rather than IndexError.
+        assert services.procs[name].poll() is None, (name, services.procs[name].returncode)
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
         # A console script: the interpreter, then the script, then its arguments.
         assert [Path(argv[1]).name, *argv[2:]] == services.argv[name], (name, argv)
