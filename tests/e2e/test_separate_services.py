@@ -75,6 +75,8 @@ def test_compose_takes_secrets_from_the_env_file_only() -> None:
         for key, value in (service.get("environment") or {}).items():
             if key in secret_names:
                 assert value.startswith(f"${{{key}:?"), (name, key)
+            if key == "TALENT_WEBHOOK_SECRET":  # optional, but only ever from the env file
+                assert value == f"${{{key}:-}}", (name, key)
     # The code server reaches the others by service name, as workspace.yaml names it.
     code_env = services["code"]["environment"]
     assert code_env["DAGSTER_PG_HOST"] == "postgres"
