@@ -277,6 +277,7 @@ def test_clusters_out_of_date_with_faces_fail_as_out_of_date(
     store = store_for(talent_env)
     tables = warehouse(talent_env)
     selected_before = tables.read("selected_frames", video_id)
+
     # Published outputs only: re-running face_detections restages its representative frames
     # (under .staging/, which selected_frames reads and nobody else), as it should.
     def published() -> dict[str, bytes]:
