@@ -146,15 +146,21 @@ def test_killed_run_worker_is_retried_by_run_retries(
 ) -> None:
     path, _ = three_person
     key = "videos/crash/three.mp4"
-    # Nothing else running (a registry update after an earlier video, say), so the one new
-    # run worker is this video's.
+    # Nothing else running or about to run (a registry update after an earlier video, which
+    # its run status sensor may request only a tick later), so the one new run worker is this
+    # video's.
     busy = [DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
-    _wait(
-        lambda: not stack_instance.get_runs(filters=RunsFilter(statuses=busy)),
-        300,
-        "the stack to be idle",
-        0.5,
-    )
+
+    def settled() -> bool:
+        if stack_instance.get_runs(filters=RunsFilter(statuses=busy)):
+            return False
+        videos = stack_instance.get_runs(
+            filters=RunsFilter(job_name="process_video", statuses=[DagsterRunStatus.SUCCESS])
+        )
+        updates = stack_instance.get_runs(filters=RunsFilter(job_name="update_talent_registry"))
+        return {r.run_id for r in videos} <= {r.tags.get("dagster/run_key") for r in updates}
+
+    _wait(settled, 300, "the stack to be idle", 0.5)
     idle_workers = _run_workers(local_stack.dagster.pid)
     upload(stack_env, path, key)
 
