@@ -163,3 +163,58 @@ def test_talent_process_url_refusals_are_one_line(
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("talent: error: ")
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o" / "processed").exists()
+
+
+def test_https_goes_to_the_checked_address_and_verifies_the_host_name(tmp_path: Path) -> None:
+    """The pinned TLS connection: made to the address that was checked, the certificate
+    verified for the URL's host name (SNI). A certificate nobody trusts is a one-line error;
+    trusted (a CA file made for the test), the request goes through."""
+    import http.server
+    import ssl
+    import threading
+
+    from talent_assets.core.url_policy import UrlAllowList
+    from talent_assets.infra import url_fetch
+    from talent_assets.infra.url_fetch import FetchLimits, open_url
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://localhost:{server.server_address[1]}/"
+    allow, limits = UrlAllowList.parse("127.0.0.1"), FetchLimits(timeout_s=10)
+    try:
+        with pytest.raises(UrlFetchError, match="CERTIFICATE_VERIFY_FAILED"):
+            open_url(url, allow, limits)
+        default_context = ssl.create_default_context
+        url_fetch.ssl.create_default_context = lambda: default_context(cafile=str(cert))
+        try:
+            _, response = open_url(url, allow, limits)
+            assert (response.status, response.read()) == (200, b"hello")
+            # The name must match the certificate: the bare address is not "localhost".
+            with pytest.raises(UrlFetchError, match=r"CERTIFICATE_VERIFY_FAILED|match"):
+                open_url(url.replace("localhost", "127.0.0.1"), allow, limits)
+        finally:
+            url_fetch.ssl.create_default_context = default_context
+    finally:
+        server.shutdown()
+        server.server_close()
