@@ -42,14 +42,14 @@ def deliver_without_daemon(
     """Deliver ``run_id``'s completion webhook here when no daemon will; returns the recorded
     outcome (also the run's ``talent/webhook`` tag), None when nothing was to be sent here."""
     run = instance.get_run_by_id(run_id)
-    if run is None or not webhook_url_for(run, settings) or sensor_daemon_running(instance):
+    url = webhook_url_for(run, settings) if run is not None else None
+    if run is None or url is None or sensor_daemon_running(instance):
         return None
     event = SUCCEEDED if run.status == DagsterRunStatus.SUCCESS else FAILED
     # Resolved like Dagster resolves it for a run: its S3 credentials are EnvVar references.
     with storage.process_config_and_initialize_cm() as resolved:
         delivery = delivery_for_run(instance, resolved, settings, run, event, time.time(), log=log)
-    url = webhook_url_for(run, settings)
-    if delivery is None or url is None:
+    if delivery is None:
         return None
     outcome = deliver(
         url, delivery, settings.webhook_secret, UrlAllowList.parse(settings.url_allow)

@@ -18,7 +18,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,8 @@ from typing import Any, Self
 
 import boto3
 from botocore.client import BaseClient
+
+from talent_assets.devstack.stack import free_port
 
 __all__ = ["LocalSQSError", "LocalSQSServer", "emulator_cli_path"]
 
@@ -51,12 +52,6 @@ def emulator_cli_path() -> Path:
             f"the SQS emulator is not installed ({cli} is missing): run scripts/ensure-sqs-emulator"
         )
     return cli
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LocalSQSServer:
@@ -84,7 +79,7 @@ class LocalSQSServer:
             raise LocalSQSError("node is not installed: run scripts/ensure-sqs-emulator")
         cli = emulator_cli_path()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._port = _free_port()
+        self._port = free_port()
         env = {
             **os.environ,
             "FAUXQS_PORT": str(self._port),
